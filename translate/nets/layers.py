@@ -1,0 +1,131 @@
+"""Building blocks shared by the image networks: ResNet generator, PatchGAN, SR, inpainting."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+NORMS = ("instance", "batch", "none")
+
+
+def _check_norm(kind: str) -> None:
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {kind!r}; expected one of {', '.join(NORMS)}")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Return the 2-D normalisation layer named ``kind`` for ``channels`` feature maps.
+
+    Args:
+        kind: ``"instance"`` (no affine parameters, no running stats, as in CycleGAN),
+            ``"batch"`` or ``"none"`` (an identity).
+        channels: number of channels to normalise.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`NORMS`.
+    """
+    _check_norm(kind)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+def conv_bias(kind: str) -> bool:
+    """Whether a conv followed by norm ``kind`` carries a bias.
+
+    BatchNorm has its own shift, so a bias before it is redundant. The CycleGAN reference keeps
+    the bias before its affine-free InstanceNorm (it is mean-subtracted away, but counted in the
+    reference's 11,378,179 parameters), and a conv with no norm after it needs its bias.
+    """
+    _check_norm(kind)
+    return kind != "batch"
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs with reflect padding and a skip: ``x + block(x)`` (He et al., 2016).
+
+    Args:
+        ch: channels in and out.
+        norm: normalisation after each conv (see :func:`norm_layer`).
+        use_dropout: dropout 0.5 between the two convs, as pix2pix optionally does.
+    """
+
+    def __init__(self, ch: int, norm: str = "instance", use_dropout: bool = False):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ch, ch, 3, bias=bias),
+            norm_layer(norm, ch),
+            nn.ReLU(inplace=True),
+        ]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3, bias=bias), norm_layer(norm, ch)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        return x + self.block(x)
+
+
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+def _raw_weight(m: nn.Module) -> torch.Tensor:
+    # Under a parametrization (e.g. spectral norm) ``m.weight`` is recomputed on every access,
+    # so initialising it would silently do nothing; initialise the stored original instead.
+    if parametrize.is_parametrized(m, "weight"):
+        return m.parametrizations.weight.original
+    return m.weight
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Initialise in place as in pix2pix/CycleGAN: weights ~ N(0, std), biases 0.
+
+    Affine norm layers get scale ~ N(1, std) and shift 0. Affine-free norms have nothing to set.
+
+    Args:
+        module: the network; every submodule is visited.
+        std: standard deviation of the normal draws.
+    """
+    for m in module.modules():
+        if isinstance(m, _WEIGHTED):
+            nn.init.normal_(_raw_weight(m), 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, _NORMS) and getattr(m, "weight", None) is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad the bottom and right of ``x`` so H and W are multiples of ``m``.
+
+    Reflect padding avoids the dark border that zero padding leaves after translation. Images
+    too small to reflect (a side shorter than the pad + 1) are padded by replication instead.
+
+    Args:
+        x: images, (B, C, H, W).
+        m: the multiple, e.g. ``2 ** n_down`` of a ResNet generator.
+
+    Returns:
+        The padded images and the original ``(h, w)`` to give to :func:`crop_to`.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % m, -w % m
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    mode = "reflect" if h > ph and w > pw else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`: keep the top-left ``size = (h, w)`` of ``x`` (B, C, H, W)."""
+    h, w = size
+    return x[..., :h, :w]

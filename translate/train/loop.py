@@ -1,0 +1,401 @@
+"""The training loop every task shares: steps/epochs, progress, metrics, samples, checkpoints.
+
+The loop knows nothing about GANs; a :class:`Task` gives it a dataset, a ``train_step`` (the
+adversarial core's ``adversarial_step`` by default) and what to save. It owns the things that
+must be right once: exact resume, atomic checkpoints, signals and non-finite losses.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from translate import console as ui
+from translate.config import TrainConfig, to_dict, to_yaml
+from translate.errors import TranslateError
+from translate.io.atomic import atomic_open, atomic_write_text
+from translate.modelfile import save_model
+from translate.train.adversarial import NonFiniteLoss, Precision, adversarial_step
+from translate.train.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    load_module_state,
+    restore_rng,
+    save_checkpoint,
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices). Call before building networks."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TranslateError(f"device {name!r} asked for, but no CUDA device is available")
+    return device
+
+
+class Task:
+    """Base for a trainable task. Subclasses set the attributes and override what differs.
+
+    Attributes:
+        name: the task's config name (``gan``, ``vae`` …), stored in checkpoints and model.json.
+        generators / discriminators / opt_g / opt_d: what the adversarial core steps.
+        schedulers: stepped once at the end of every epoch.
+        dataset / collate_fn: what the loop batches.
+    """
+
+    name: str = ""
+    generators: list[nn.Module]
+    discriminators: list[nn.Module]
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None = None
+    schedulers: dict[str, Any]
+    dataset: Dataset
+    collate_fn: Callable | None = None
+    device: torch.device
+
+    # What the core needs (see translate.train.adversarial.AdversarialTask).
+    def generate(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+    def discriminator_losses(self, batch: Any, fakes: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def generator_losses(self, batch: Any, fakes: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # What the loop needs.
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network whose state a checkpoint holds, by name."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"opt_g": self.opt_g}
+        if self.opt_d is not None:
+            opts["opt_d"] = self.opt_d
+        return opts
+
+    def to_device(self, batch: Any) -> Any:
+        non_blocking = self.device.type == "cuda"
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=non_blocking)
+        if isinstance(batch, dict):
+            return {k: self.to_device(v) for k, v in batch.items()}
+        return batch
+
+    def train_step(self, batch: Any, precision: Precision) -> dict[str, float]:
+        return adversarial_step(self, batch, precision)
+
+    def end_epoch(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def sample_grid(self) -> torch.Tensor:
+        """An image grid (C, H, W) in [0, 1] from fixed inputs; must not touch the global RNG."""
+        raise NotImplementedError
+
+    def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        """The networks inference needs and extra model.json metadata."""
+        raise NotImplementedError
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Shuffled batches from a permutation seeded by (seed, epoch), startable mid-epoch.
+
+    The order depends on nothing but the seed and the epoch, so resuming at batch k of epoch e
+    replays exactly the batches the uninterrupted run would have drawn.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        for b in range(self.start, self.n // self.batch_size):  # drop_last: BatchNorm needs > 1
+            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+
+
+class TrainingInterrupted(TranslateError):
+    """SIGINT/SIGTERM: the step finished, the state was saved; exit 130 / 143."""
+
+
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.received = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class FitResult:
+    step: int
+    epoch: int
+    skipped: int
+    seconds: float
+
+
+# ── Run directories.
+
+
+def start_run(run_dir: Path, config: Any, resume: bool) -> bool:
+    """Check (and for a new run, create) the run directory. Returns True if this call made it."""
+    if resume:
+        if not (run_dir / "state" / "last.pt").is_file():
+            raise TranslateError(f"{run_dir} has no checkpoint (state/last.pt) to resume from")
+        return False
+    if (run_dir / "config.yaml").exists() or (run_dir / "state").exists():
+        raise TranslateError(
+            f"{run_dir} already holds a run: add --resume to continue it, or choose another --out"
+        )
+    created = not run_dir.exists()
+    (run_dir / "state").mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(config))
+    return created
+
+
+def _architecture(task: Task) -> dict[str, Any]:
+    return {
+        name: {"class": type(net).__name__, "args": getattr(net, "config", {})}
+        for name, net in task.networks().items()
+    }
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """After a resume, drop metric lines logged past the checkpoint (they will be logged again)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _save_grid(path: Path, grid: torch.Tensor) -> None:
+    from torchvision.utils import save_image
+
+    with atomic_open(path, "wb") as f:
+        save_image(grid, f, format="png")
+
+
+# ── The loop.
+
+
+def fit(
+    task: Task,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    config: Any,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> FitResult:
+    """Train ``task`` for ``cfg.steps`` (or ``cfg.epochs``) iterations, writing into ``run_dir``.
+
+    Writes ``config.yaml``, ``state/last.pt`` (every ``checkpoint_every`` steps and at the end),
+    ``model.safetensors`` + ``model.json`` with each checkpoint, ``samples/step_*.png`` and
+    ``metrics.jsonl``. On SIGINT/SIGTERM the current step finishes, the state is saved and
+    :class:`TrainingInterrupted` is raised (exit code 130/143).
+
+    Raises:
+        TranslateError: bad input, a mismatched checkpoint, or ``max_nonfinite`` non-finite
+            losses in a row (the last good checkpoint is kept).
+    """
+    run_dir = Path(run_dir)
+    n = len(task.dataset)
+    per_epoch = n // cfg.batch_size
+    if per_epoch == 0:
+        raise TranslateError(
+            f"the dataset has {n} samples, fewer than train.batch_size={cfg.batch_size}"
+        )
+    total = cfg.epochs * per_epoch if cfg.epochs else cfg.steps
+    precision = Precision(cfg.precision, task.device)
+    created = start_run(run_dir, config, resume)
+    ckpt_path = run_dir / "state" / "last.pt"
+    metrics_path = run_dir / "metrics.jsonl"
+    saved_any = resume
+    try:
+        step, epoch, in_epoch, skipped = 0, 0, 0, 0
+        if resume:
+            state = load_checkpoint(ckpt_path)
+            if state.get("task") != task.name:
+                raise TranslateError(
+                    f"{ckpt_path} is from task {state.get('task')!r}, not {task.name!r}"
+                )
+            if state.get("architecture") != _architecture(task):
+                raise TranslateError(
+                    f"{ckpt_path} was written for other networks than the config builds "
+                    f"({state.get('architecture')} vs {_architecture(task)})"
+                )
+            for name, net in task.networks().items():
+                load_module_state(net, state["networks"][name], f"{ckpt_path} ({name})")
+            for name, opt in task.optimizers().items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in task.schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+            precision.load_state_dict(state["scaler"])
+            step, epoch, in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+            skipped = state.get("nonfinite_skipped", 0)
+            restore_rng(state["rng"])
+            _trim_metrics(metrics_path, step)
+            ui.info(f"resuming {run_dir} at step {step}/{total} (epoch {epoch})")
+
+        def checkpoint() -> None:
+            nonlocal saved_any
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "task": task.name,
+                    "architecture": _architecture(task),
+                    "config": to_dict(config),
+                    "networks": {k: v.state_dict() for k, v in task.networks().items()},
+                    "optimizers": {k: v.state_dict() for k, v in task.optimizers().items()},
+                    "schedulers": {k: v.state_dict() for k, v in task.schedulers.items()},
+                    "scaler": precision.state_dict(),
+                    "step": step,
+                    "epoch": epoch,
+                    "batch_in_epoch": in_epoch,
+                    "nonfinite_skipped": skipped,
+                    "rng": capture_rng(),
+                },
+            )
+            nets, meta = task.export()
+            save_model(run_dir, task.name, nets, meta)
+            saved_any = True
+
+        sampler = EpochBatchSampler(n, cfg.batch_size, cfg.seed)
+        loader = DataLoader(
+            task.dataset,
+            batch_sampler=sampler,
+            num_workers=cfg.num_workers,
+            collate_fn=task.collate_fn,
+            pin_memory=task.device.type == "cuda",
+            persistent_workers=cfg.num_workers > 0,
+            # Its own generator: creating an iterator must not draw from the global RNG, or a
+            # resumed run (which creates one mid-epoch) would diverge from a straight one.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        sums: dict[str, float] = {}
+        count, in_a_row, started = 0, 0, time.perf_counter()
+        interval_start, interval_steps = started, 0
+        progress = ui.progress_bar()
+        bar = progress.add_task(f"train {task.name}", total=total, completed=step, rate="", info="")
+        with _StopSignals() as stop, progress if show_progress else _NoProgress():
+            while step < total:
+                sampler.set_epoch(epoch, in_epoch)
+                for batch in loader:
+                    try:
+                        losses = task.train_step(task.to_device(batch), precision)
+                        in_a_row = 0
+                    except NonFiniteLoss as e:
+                        skipped += 1
+                        in_a_row += 1
+                        losses = {}
+                        if in_a_row >= cfg.max_nonfinite:
+                            raise TranslateError(
+                                f"{in_a_row} non-finite losses in a row at step {step + 1} ({e}); "
+                                f"stopped, the last good checkpoint is kept in {ckpt_path}"
+                            ) from None
+                    step += 1
+                    in_epoch += 1
+                    interval_steps += 1
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += bool(losses)
+                    if step % cfg.log_every == 0 or step == total:
+                        now = time.perf_counter()
+                        rate = interval_steps / max(now - interval_start, 1e-9)
+                        record = {
+                            "step": step,
+                            "epoch": epoch,
+                            **{k: v / max(count, 1) for k, v in sums.items()},
+                            "lr": task.opt_g.param_groups[0]["lr"],
+                            "it_per_s": rate,
+                            "nonfinite_skipped": skipped,
+                            "time": now - started,
+                        }
+                        with open(metrics_path, "a", encoding="utf-8") as f:
+                            f.write(json.dumps(record) + "\n")
+                        shown = "  ".join(f"{k} {v / max(count, 1):.3f}" for k, v in sums.items())
+                        progress.update(bar, info=shown, rate=f"{rate:6.1f} it/s")
+                        sums, count, interval_start, interval_steps = {}, 0, now, 0
+                    progress.update(bar, completed=step)
+                    if step % cfg.sample_every == 0 or step == total:
+                        _save_grid(run_dir / "samples" / f"step_{step:07d}.png", task.sample_grid())
+                    if step % cfg.checkpoint_every == 0 or step == total:
+                        checkpoint()
+                    if stop.received is not None:
+                        checkpoint()
+                        name = signal.Signals(stop.received).name
+                        raise TrainingInterrupted(
+                            f"{name} at step {step}: state saved to {ckpt_path}; "
+                            f"continue with --resume",
+                            exit_code=128 + stop.received,
+                        )
+                    if step >= total:
+                        break
+                else:  # the epoch ran out (not a break)
+                    epoch += 1
+                    in_epoch = 0
+                    task.end_epoch()
+        return FitResult(
+            step=step, epoch=epoch, skipped=skipped, seconds=time.perf_counter() - started
+        )
+    except BaseException as e:
+        # A run that failed before its first checkpoint leaves nothing half-written behind.
+        if created and not saved_any and not isinstance(e, TrainingInterrupted):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

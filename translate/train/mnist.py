@@ -1,0 +1,126 @@
+"""The course's MNIST tasks on the shared core: the MLP GAN and the VAE (G step only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid
+
+from translate.config import GanConfig, TrainConfig, VaeConfig
+from translate.data.mnist import DigitDataset, load_mnist
+from translate.nets.mlp import MLPDiscriminator, MLPGenerator
+from translate.nets.vae import VAE, negative_elbo
+from translate.train.adversarial import d_loss, g_loss
+from translate.train.loop import Task
+
+GRID = 64  # samples in a training grid (8 × 8)
+
+
+def stacked(batch: torch.Tensor) -> torch.Tensor:
+    """Collate for datasets whose ``__getitems__`` already returns a stacked batch."""
+    return batch
+
+
+def adam(params: Any, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    # The fused kernel is the fast path on CUDA; on CPU the default (foreach) is used.
+    return torch.optim.Adam(
+        params,
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        fused=True if device.type == "cuda" else None,
+    )
+
+
+def fixed_noise(n: int, dim: int, seed: int, device: torch.device) -> torch.Tensor:
+    """The same latent points for every sample grid, drawn without touching the global RNG."""
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+class GanTask(Task):
+    """MLP GAN (the course's baseline): D on real=1/fake=0, then G through a frozen D."""
+
+    name = "gan"
+
+    def __init__(self, cfg: GanConfig, device: torch.device):
+        images, _ = load_mnist(cfg.data.source, "train")
+        self.dataset = DigitDataset(images, value_range="tanh")
+        self.collate_fn = stacked
+        self.device = device
+        self.latent_dim = cfg.model.latent_dim
+        self.G = MLPGenerator(latent_dim=cfg.model.latent_dim).to(device)
+        self.D = MLPDiscriminator().to(device)
+        self.generators, self.discriminators = [self.G], [self.D]
+        self.opt_g = adam(self.G.parameters(), cfg.train, device)
+        self.opt_d = adam(self.D.parameters(), cfg.train, device)
+        self.schedulers = {}
+        self.loss = cfg.train.gan_loss
+        self.z_grid = fixed_noise(GRID, self.latent_dim, cfg.train.seed + 1, device)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.G, "discriminator": self.D}
+
+    def generate(self, real: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
+        return self.G(z)  # (B, 1, 28, 28)
+
+    def discriminator_losses(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        # The course averages D's losses on the real (label 1) and fake (label 0) batches.
+        return {"d": 0.5 * d_loss(self.loss, self.D(real), self.D(fake))}
+
+    def generator_losses(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"g": g_loss(self.loss, self.D(fake))}  # fakes labelled 1
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        self.G.eval()
+        try:
+            images = self.G(self.z_grid).float()
+        finally:
+            self.G.train()
+        return make_grid((images + 1) / 2, nrow=8, padding=2)
+
+    def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        return {"generator": self.G}, {"value_range": [-1.0, 1.0], "latent_dim": self.latent_dim}
+
+
+class VaeTask(Task):
+    """MNIST VAE: the shared loop with the G step only; the loss is the negative ELBO."""
+
+    name = "vae"
+
+    def __init__(self, cfg: VaeConfig, device: torch.device):
+        images, _ = load_mnist(cfg.data.source, "train")
+        self.dataset = DigitDataset(images, value_range="unit")
+        self.collate_fn = stacked
+        self.device = device
+        self.vae = VAE(latent_dim=cfg.model.latent_dim, hidden=cfg.model.hidden).to(device)
+        self.generators, self.discriminators = [self.vae], []
+        self.opt_g, self.opt_d = adam(self.vae.parameters(), cfg.train, device), None
+        self.schedulers = {}
+        self.z_grid = fixed_noise(GRID, cfg.model.latent_dim, cfg.train.seed + 1, device)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"vae": self.vae}
+
+    def generate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.vae(x)
+
+    def generator_losses(self, x: torch.Tensor, out: Any) -> dict[str, torch.Tensor]:
+        logits, mu, logvar = out
+        recon, kl = negative_elbo(logits, x, mu, logvar)
+        return {"recon": recon, "kl": kl}  # their sum is −ELBO in nats per image
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        return make_grid(self.vae.decode(self.z_grid).float(), nrow=8, padding=2)
+
+    def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        return {"vae": self.vae}, {"value_range": [0.0, 1.0], "latent_dim": self.vae.latent_dim}
+
+
+# Config name → task class; the CLI builds tasks through this and translate.config.SCHEMAS.
+TASKS: dict[str, type[Task]] = {"gan": GanTask, "vae": VaeTask}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or reuse) the virtual environment and install translate with its test tools.
+# Re-installs only when pyproject.toml changed. TRANSLATE_VENV picks another venv folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${TRANSLATE_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating virtual environment $VENV" >&2
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.translate-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "installing translate and its dependencies into $VENV (first time: a few minutes)" >&2
+  # pip's notes about the machine's extra index folders are noise; real errors still show.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  echo "$want" > "$stamp"
+fi

@@ -33,6 +33,7 @@ app = typer.Typer(
 class TaskName(str, Enum):
     gan = "gan"
     vae = "vae"
+    cyclegan = "cyclegan"
 
 
 @contextlib.contextmanager
@@ -84,7 +85,7 @@ def train(
     with user_errors():
         from translate.config import load_config
         from translate.train.loop import fit, resolve_device, seed_everything
-        from translate.train.mnist import TASKS
+        from translate.train.tasks import TASKS
 
         name = task.value
         if resume:
@@ -197,6 +198,93 @@ def evaluate(
         ui.console.print(table)
         atomic_write_text(model.path / "eval.json", json.dumps(result.as_dict(), indent=2) + "\n")
         ui.info(f"wrote {model.path / 'eval.json'} ({time.perf_counter() - started:.1f} s)")
+
+
+data_app = typer.Typer(help="Prepare datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command(
+    "prep",
+    epilog="Example: translate data prep --a photos/summer --b photos/winter --out datasets/sw",
+)
+def data_prep(
+    dir_a: Path = typer.Option(..., "--a", help="Folder of domain A images (recursive)."),
+    dir_b: Path = typer.Option(..., "--b", help="Folder of domain B images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to create."),
+    size: int = typer.Option(256, "--size", help="Short side of the written images."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Share held out as test."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/test split."),
+    max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
+) -> None:
+    """Validate, convert (8-bit RGB, upright), de-duplicate and split two folders of images
+    into trainA/ trainB/ testA/ testB/ plus prep.json."""
+    with user_errors():
+        from translate.data.prep import prep_dataset, print_prep_summary
+
+        if size < 1 or not 0.0 <= test_fraction < 1.0:
+            raise TranslateError("--size must be >= 1 and --test-fraction in [0, 1)")
+        report = prep_dataset(dir_a, dir_b, out, size=size, test_fraction=test_fraction,
+                              seed=seed, max_pixels=max_pixels)
+        print_prep_summary(report)
+        ui.info(f"wrote {out} (details in {out / 'prep.json'})")
+
+
+@data_app.command("demo", epilog="Example: translate data demo --out datasets/demo")
+def data_demo(
+    out: Path = typer.Option(Path("datasets/demo"), "--out", "-o", help="Folder to create."),
+    size: int = typer.Option(128, "--size", help="Side of the square crops."),
+    seed: int = typer.Option(0, "--seed", help="Seed of crops, flips, snow and split."),
+) -> None:
+    """Build the embedded summer → winter demo set from photos that ship with scikit-image and
+    scikit-learn (no download)."""
+    with user_errors():
+        from translate.data.demo import build_demo
+        from translate.data.prep import print_prep_summary
+
+        print_prep_summary(build_demo(out, size=size, seed=seed))
+        ui.info(f"wrote {out}")
+
+
+@app.command(
+    epilog="Example: translate infer runs/cyclegan photos/ out/ --direction a2b --batch-size 4"
+)
+def infer(
+    model: Path = typer.Argument(..., help="Run directory or model folder."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Image file or folder."),
+    output_dir: Path = typer.Argument(..., metavar="OUTPUT", help="Folder for the results."),
+    direction: str = typer.Option("a2b", "--direction", help="a2b or b2a (translation models)."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Images of equal size per batch."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    ext: str | None = typer.Option(None, "--ext", help="Output format, e.g. png (default: keep)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist."),
+    workers: int | None = typer.Option(None, "--workers", help="Decoding processes."),
+    max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Translate every image under INPUT (recursively) into OUTPUT at its own resolution,
+    mirroring subfolders; existing outputs are skipped; failures are listed and make the exit
+    code non-zero."""
+    with user_errors():
+        from translate.infer import TranslationPipeline, run_folder
+        from translate.modelfile import load_model
+        from translate.train.loop import resolve_device
+
+        dev = resolve_device(device)
+        loaded = load_model(model, device=dev, task="cyclegan")
+        pipeline = TranslationPipeline(loaded, direction, dev, precision)
+        report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size, ext=ext,
+                            overwrite=overwrite, num_workers=workers, max_pixels=max_pixels,
+                            show_progress=not quiet)
+        ui.info(f"{report.written} written, {report.skipped_existing} already there, "
+                f"{len(report.failures)} failed, of {report.total} in {report.seconds:.1f} s")
+        for failure in report.failures[:20]:
+            ui.warn(f"{failure['path']}: {failure['reason']}")
+        if len(report.failures) > 20:
+            ui.warn(f"… and {len(report.failures) - 20} more in {output_dir / 'failures.jsonl'}")
+        if not report.ok:
+            raise typer.Exit(1)
 
 
 def main() -> None:

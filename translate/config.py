@@ -39,7 +39,8 @@ class TrainConfig:
     """What every task's training loop reads."""
 
     steps: int = 8000  # optimizer iterations (one D step + one G step each); see `epochs`
-    epochs: int = 0  # if > 0, overrides `steps` with epochs × batches per epoch
+    epochs: int = 0  # if > 0, train by epochs at a constant learning rate (overrides `steps`) …
+    epochs_decay: int = 0  # … then this many more epochs with the rate falling linearly to 0
     batch_size: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -53,6 +54,9 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     max_nonfinite: int = 5  # stop after this many non-finite losses in a row
+    ema: float = 0.0  # > 0: keep an exponential moving average of the generators (e.g. 0.999)
+    channels_last: bool = False  # NHWC memory format for conv nets (often faster on GPUs)
+    compile: bool = False  # wrap the networks in torch.compile
 
     def __post_init__(self) -> None:
         _check_choice("train.gan_loss", self.gan_loss, GAN_LOSSES)
@@ -67,8 +71,12 @@ class TrainConfig:
             "max_nonfinite",
         ):
             _check_positive(f"train.{key}", getattr(self, key))
-        for key in ("epochs", "num_workers", "seed"):
+        for key in ("epochs", "epochs_decay", "num_workers", "seed"):
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
+        if not 0.0 <= self.ema < 1.0:
+            raise TranslateError(f"config key 'train.ema': must be in [0, 1), got {self.ema}")
+        if self.epochs_decay and not self.epochs:
+            raise TranslateError("config key 'train.epochs_decay' needs train.epochs > 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise TranslateError(f"config key 'train.device': unknown device {self.device!r}")
 
@@ -111,8 +119,68 @@ class VaeConfig:
     )
 
 
+@dataclass(frozen=True)
+class CycleGanModelConfig:
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    upsample: str = "deconv"  # or "resize" (nearest ×2 + conv: no checkerboard artifacts)
+
+    def __post_init__(self) -> None:
+        _check_choice("model.norm", self.norm, ("instance", "batch", "none"))
+        _check_choice("model.upsample", self.upsample, ("deconv", "resize"))
+        for key in ("ngf", "n_blocks", "ndf", "n_layers"):
+            _check_positive(f"model.{key}", getattr(self, key))
+
+
+@dataclass(frozen=True)
+class CycleGanDataConfig:
+    root: str = "datasets/demo"  # holds trainA/ trainB/ (testA/ testB/), the CycleGAN layout
+    load_size: int = 286  # resize to this square …
+    crop_size: int = 256  # … then a random crop of this size
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive("data.crop_size", self.crop_size)
+        if self.load_size < self.crop_size:
+            raise TranslateError(
+                f"config key 'data.load_size': {self.load_size} is smaller than "
+                f"data.crop_size={self.crop_size}"
+            )
+
+
+@dataclass(frozen=True)
+class CycleGanLossConfig:
+    lambda_a: float = 10.0  # cycle weight A → B → A
+    lambda_b: float = 10.0  # cycle weight B → A → B
+    lambda_identity: float = 0.5  # identity weight, relative to the cycle weights
+    pool_size: int = 50  # fakes remembered per direction for D (0: no pool)
+
+    def __post_init__(self) -> None:
+        for key in ("lambda_a", "lambda_b", "lambda_identity", "pool_size"):
+            _check_positive(f"loss.{key}", getattr(self, key), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class CycleGanConfig:
+    """Unpaired translation A ↔ B (Zhu et al. 2017), the reference's defaults."""
+
+    task: str = "cyclegan"
+    model: CycleGanModelConfig = field(default_factory=CycleGanModelConfig)
+    data: CycleGanDataConfig = field(default_factory=CycleGanDataConfig)
+    loss: CycleGanLossConfig = field(default_factory=CycleGanLossConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=100, epochs_decay=100, batch_size=1, gan_loss="lsgan", log_every=100,
+            sample_every=1000, checkpoint_every=1000,
+        )
+    )
+
+
 # Config name → schema. Other tasks add themselves here, explicitly.
-SCHEMAS: dict[str, type] = {"gan": GanConfig, "vae": VaeConfig}
+SCHEMAS: dict[str, type] = {"gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleGanConfig}
 
 
 def _one_line(e: OmegaConfBaseException) -> str:

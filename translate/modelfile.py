@@ -19,6 +19,8 @@ from translate import __version__
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
+from translate.nets.patchgan import PatchDiscriminator
+from translate.nets.resnet import ResnetGenerator
 from translate.nets.vae import VAE
 from translate.train.checkpoint import load_module_state
 
@@ -27,6 +29,8 @@ NETWORKS: dict[str, type[torch.nn.Module]] = {
     "MLPGenerator": MLPGenerator,
     "MLPDiscriminator": MLPDiscriminator,
     "VAE": VAE,
+    "ResnetGenerator": ResnetGenerator,
+    "PatchDiscriminator": PatchDiscriminator,
 }
 FORMAT = "translate-model"
 VERSION = 1

@@ -54,6 +54,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a tensor / dict / list batch to ``device``; leave the rest."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=device.type == "cuda")
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [move_to(v, device) for v in batch]
+    return batch
+
+
 class Task:
     """Base for a trainable task. Subclasses set the attributes and override what differs.
 
@@ -96,12 +107,7 @@ class Task:
         return opts
 
     def to_device(self, batch: Any) -> Any:
-        non_blocking = self.device.type == "cuda"
-        if isinstance(batch, torch.Tensor):
-            return batch.to(self.device, non_blocking=non_blocking)
-        if isinstance(batch, dict):
-            return {k: self.to_device(v) for k, v in batch.items()}
-        return batch
+        return move_to(batch, self.device)
 
     def train_step(self, batch: Any, precision: Precision) -> dict[str, float]:
         return adversarial_step(self, batch, precision)
@@ -109,6 +115,13 @@ class Task:
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.step()
+
+    def extra_state(self) -> dict[str, Any]:
+        """Task state beyond networks and optimizers that a checkpoint must hold (image pools)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
 
     def sample_grid(self) -> torch.Tensor:
         """An image grid (C, H, W) in [0, 1] from fixed inputs; must not touch the global RNG."""
@@ -119,6 +132,18 @@ class Task:
         raise NotImplementedError
 
 
+def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, epochs_decay: int
+                 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Constant rate for ``epochs``, then linearly towards 0 over ``epochs_decay`` (stepped once
+    per epoch), as the CycleGAN reference's ``linear`` policy:
+    factor(e) = 1 − max(0, e + 1 − epochs) / (epochs_decay + 1)."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches from a permutation seeded by (seed, epoch), startable mid-epoch.
 
@@ -126,9 +151,12 @@ class EpochBatchSampler(Sampler[list[int]]):
     replays exactly the batches the uninterrupted run would have drawn.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int, batch_size: int, seed: int, with_epoch: bool = False):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.epoch, self.start = 0, 0
+        # Yield (epoch, index) keys for datasets whose augmentation depends on the epoch: the key
+        # carries it into DataLoader workers, which never see a set_epoch() made in this process.
+        self.with_epoch = with_epoch
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -140,7 +168,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
         for b in range(self.start, self.n // self.batch_size):  # drop_last: BatchNorm needs > 1
-            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield [(self.epoch, i) for i in batch] if self.with_epoch else batch
 
 
 class TrainingInterrupted(TranslateError):
@@ -253,7 +282,7 @@ def fit(
         raise TranslateError(
             f"the dataset has {n} samples, fewer than train.batch_size={cfg.batch_size}"
         )
-    total = cfg.epochs * per_epoch if cfg.epochs else cfg.steps
+    total = (cfg.epochs + cfg.epochs_decay) * per_epoch if cfg.epochs else cfg.steps
     precision = Precision(cfg.precision, task.device)
     created = start_run(run_dir, config, resume)
     ckpt_path = run_dir / "state" / "last.pt"
@@ -279,6 +308,7 @@ def fit(
             for name, sched in task.schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             precision.load_state_dict(state["scaler"])
+            task.load_extra_state(state.get("extra", {}))
             step, epoch, in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             skipped = state.get("nonfinite_skipped", 0)
             restore_rng(state["rng"])
@@ -308,7 +338,9 @@ def fit(
             save_model(run_dir, task.name, nets, meta)
             saved_any = True
 
-        sampler = EpochBatchSampler(n, cfg.batch_size, cfg.seed)
+        sampler = EpochBatchSampler(
+            n, cfg.batch_size, cfg.seed, with_epoch=hasattr(task.dataset, "set_epoch")
+        )
         loader = DataLoader(
             task.dataset,
             batch_sampler=sampler,

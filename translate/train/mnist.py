@@ -120,7 +120,3 @@ class VaeTask(Task):
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
         return {"vae": self.vae}, {"value_range": [0.0, 1.0], "latent_dim": self.vae.latent_dim}
-
-
-# Config name → task class; the CLI builds tasks through this and translate.config.SCHEMAS.
-TASKS: dict[str, type[Task]] = {"gan": GanTask, "vae": VaeTask}

@@ -1,0 +1,208 @@
+"""CycleGAN (Zhu et al. 2017) on the shared adversarial core: unpaired A ↔ B.
+
+Two generators, G_AB: A → B and G_BA: B → A (ResnetGenerator), and two PatchGAN
+discriminators, D_A judging domain A and D_B judging domain B. Per iteration, the core's D step
+trains D_A and D_B on real (1) versus pooled, detached fakes (0), halved as in the paper; its G step
+trains both generators through the frozen discriminators with fakes labelled 1, plus
+
+    cycle     λ_A ‖G_BA(G_AB(a)) − a‖₁ + λ_B ‖G_AB(G_BA(b)) − b‖₁            (Eqn. 2)
+    identity  λ_idt (λ_B ‖G_AB(b) − b‖₁ + λ_A ‖G_BA(a) − a‖₁)                (Sec. 5.2)
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.utils import make_grid
+
+from translate.config import CycleGanConfig
+from translate.data.unaligned import UnalignedDataset
+from translate.nets.patchgan import PatchDiscriminator
+from translate.nets.resnet import ResnetGenerator
+from translate.train.adversarial import adversarial_step, d_loss, g_loss
+from translate.train.loop import Task, linear_decay
+from translate.train.mnist import adam
+
+GRID_IMAGES = 3  # per domain in a training sample grid
+
+
+class ImagePool:
+    """A history of generated images (Shrivastava et al. 2017), as CycleGAN uses for D.
+
+    Until full, every fake is stored and returned; then each fake is, with probability ½, swapped
+    for a random stored one (which is returned instead). Draws from the global torch RNG, which
+    checkpoints capture, and its contents go into the checkpoint, so resume stays exact.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif float(torch.rand(())) < 0.5:
+                i = int(torch.randint(len(self.images), ()))
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": [t.cpu() for t in self.images]}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.images = [t.to(device) for t in state.get("images", [])]
+
+
+class Ema:
+    """Exponential moving average of a network's weights (buffers copied as they are)."""
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        for p_ema, p in zip(self.model.parameters(), net.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), net.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+class CycleGanTask(Task):
+    name = "cyclegan"
+
+    def __init__(self, cfg: CycleGanConfig, device: torch.device):
+        m, d, t, loss = cfg.model, cfg.data, cfg.train, cfg.loss
+        self.device = device
+        self.dataset = UnalignedDataset(d.root, "train", load_size=d.load_size,
+                                        crop_size=d.crop_size, flip=d.flip, seed=t.seed)
+        self.G_AB = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
+        self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
+        self.D_A = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
+        self.D_B = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
+            net.to(memory_format=self.memory_format)
+        self.generators, self.discriminators = [self.G_AB, self.G_BA], [self.D_A, self.D_B]
+        self.opt_g = adam([*self.G_AB.parameters(), *self.G_BA.parameters()], t, device)
+        self.opt_d = adam([*self.D_A.parameters(), *self.D_B.parameters()], t, device)
+        self.schedulers = {}
+        if t.epochs:
+            self.schedulers = {
+                "opt_g": linear_decay(self.opt_g, t.epochs, t.epochs_decay),
+                "opt_d": linear_decay(self.opt_d, t.epochs, t.epochs_decay),
+            }
+        self.loss, self.weights = t.gan_loss, loss
+        self.pool_A, self.pool_B = ImagePool(loss.pool_size), ImagePool(loss.pool_size)
+        self.ema = {name: Ema(net, t.ema) for name, net in
+                    (("G_AB", self.G_AB), ("G_BA", self.G_BA))} if t.ema else {}
+        # Forward passes may go through torch.compile; state is saved from the plain modules.
+        wrap = torch.compile if t.compile else (lambda net: net)
+        self.f_G_AB, self.f_G_BA = wrap(self.G_AB), wrap(self.G_BA)
+        self.f_D_A, self.f_D_B = wrap(self.D_A), wrap(self.D_B)
+        grid = [self.dataset.item(i, epoch=0, augment=False)
+                for i in range(min(GRID_IMAGES, len(self.dataset)))]
+        self.grid_A = torch.stack([g["A"] for g in grid]).to(device)
+        self.grid_B = torch.stack([g["B"] for g in grid]).to(device)
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
+        nets |= {f"{name}_ema": ema.model for name, ema in self.ema.items()}
+        return nets
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = super().to_device(batch)
+        for key in ("A", "B"):
+            batch[key] = batch[key].contiguous(memory_format=self.memory_format)
+        return batch
+
+    # ── The core's three calls.
+
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"fake_B": self.f_G_AB(batch["A"]), "fake_A": self.f_G_BA(batch["B"])}
+
+    def discriminator_losses(self, batch, fakes) -> dict[str, torch.Tensor]:
+        fake_A = self.pool_A.query(fakes["fake_A"])
+        fake_B = self.pool_B.query(fakes["fake_B"])
+        # Halved so D learns more slowly than G, as in the paper (Sec. 7.1).
+        return {
+            "D_A": 0.5 * d_loss(self.loss, self.f_D_A(batch["A"]), self.f_D_A(fake_A)),
+            "D_B": 0.5 * d_loss(self.loss, self.f_D_B(batch["B"]), self.f_D_B(fake_B)),
+        }
+
+    def generator_losses(self, batch, fakes) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch["A"], batch["B"]
+        fake_A, fake_B = fakes["fake_A"], fakes["fake_B"]
+        w = self.weights
+        losses = {
+            "G_AB": g_loss(self.loss, self.f_D_B(fake_B)),  # fakes labelled 1
+            "G_BA": g_loss(self.loss, self.f_D_A(fake_A)),
+            "cycle_A": w.lambda_a * F.l1_loss(self.f_G_BA(fake_B).float(), real_A.float()),
+            "cycle_B": w.lambda_b * F.l1_loss(self.f_G_AB(fake_A).float(), real_B.float()),
+        }
+        if w.lambda_identity > 0:
+            idt_a, idt_b = self.f_G_BA(real_A).float(), self.f_G_AB(real_B).float()
+            losses["idt_A"] = w.lambda_identity * w.lambda_a * F.l1_loss(idt_a, real_A.float())
+            losses["idt_B"] = w.lambda_identity * w.lambda_b * F.l1_loss(idt_b, real_B.float())
+        return losses
+
+    def train_step(self, batch, precision) -> dict[str, float]:
+        logs = adversarial_step(self, batch, precision)
+        for name, ema in self.ema.items():
+            ema.update(getattr(self, name))
+        return logs
+
+    # ── State, samples, export.
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.pool_A.load_state_dict(state.get("pool_A", {}), self.device)
+        self.pool_B.load_state_dict(state.get("pool_B", {}), self.device)
+
+    def inference_generators(self) -> dict[str, nn.Module]:
+        """The EMA generators where kept, else the trained ones."""
+        if self.ema:
+            return {name: ema.model for name, ema in self.ema.items()}
+        return {"G_AB": self.G_AB, "G_BA": self.G_BA}
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """Rows: A → G_AB(A) → G_BA(G_AB(A)), then B → G_BA(B) → G_AB(G_BA(B))."""
+        nets = self.inference_generators()
+        was = {n: net.training for n, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        try:
+            ab = nets["G_AB"](self.grid_A)
+            ba = nets["G_BA"](self.grid_B)
+            aba, bab = nets["G_BA"](ab), nets["G_AB"](ba)
+            rows = [torch.stack(t) for t in zip(self.grid_A, ab, aba, strict=True)]
+            rows += [torch.stack(t) for t in zip(self.grid_B, ba, bab, strict=True)]
+        finally:
+            for n, net in nets.items():
+                net.train(was[n])
+        return make_grid((torch.cat(rows).float() + 1) / 2, nrow=3, padding=2)
+
+    def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        return self.inference_generators(), {
+            "value_range": [-1.0, 1.0],
+            "directions": {"a2b": "G_AB", "b2a": "G_BA"},
+            "size_multiple": 4,
+            "channels": 3,
+            "ema": bool(self.ema),
+        }

@@ -1,0 +1,9 @@
+"""Config name → task class: the one explicit table the CLI builds training tasks from."""
+
+from __future__ import annotations
+
+from translate.train.cyclegan import CycleGanTask
+from translate.train.loop import Task
+from translate.train.mnist import GanTask, VaeTask
+
+TASKS: dict[str, type[Task]] = {"gan": GanTask, "vae": VaeTask, "cyclegan": CycleGanTask}

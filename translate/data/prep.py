@@ -1,0 +1,450 @@
+"""``translate data prep``: two folders of user photos → a clean unpaired dataset.
+
+    out/trainA/  out/testA/  out/trainB/  out/testB/  out/prep.json
+
+Choices, so the output is predictable:
+
+* **Bad files never stop the run.** Anything ``read_image`` rejects (corrupt, truncated,
+  zero-byte, not an image, over ``max_pixels``) is listed in ``prep.json`` with its reason and
+  skipped. Only a domain left with no usable image at all is an error.
+* **8-bit RGB out.** Grayscale is repeated to three channels; palette, CMYK and other modes come
+  out of ``read_image`` as RGB already; 16-bit is scaled by round(v / 257), so 65535 → 255 and
+  nothing saturates; EXIF orientation is applied by ``read_image``.
+* **Transparency is composited onto white**, in linear proportion to alpha, as image viewers
+  show a transparent PNG on a white page. Models get no alpha channel.
+* **Exact duplicates** (same decoded pixels after the conversion above, before resizing) within
+  a domain are dropped: the first in sorted path order is kept, the others recorded as its
+  duplicates.
+* **The short side is resized to ``size``**, aspect kept, with Pillow's Lanczos filter (which
+  anti-aliases when shrinking). Smaller images are **upscaled** too, so every sample can be
+  cropped at training size; the count of upscaled images is reported.
+* **Split** per domain: the unique files in sorted order are shuffled by a generator seeded
+  with ``(seed, domain)``; the first round(test_fraction · n) go to test, at least one when
+  n ≥ 2 and test_fraction > 0, and never all of them.
+* **Names** keep the path relative to the input folder, subfolders joined by ``__``, as
+  ``.png`` (lossless); clashes (``a.jpg`` and ``a.png``) get the old extension added.
+* **Nothing half-written.** Everything is built in a hidden folder beside ``out``
+  (``.NAME.tmp-XXXX``) and moved into place only when complete; on any failure it is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rich.table import Table
+
+from translate.console import console, progress_bar
+from translate.errors import TranslateError
+from translate.io.atomic import atomic_write_text
+from translate.io.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    LoadedImage,
+    read_image,
+    scan_images,
+    write_image,
+)
+
+SPLITS = ("trainA", "trainB", "testA", "testB")
+REPORT_NAME = "prep.json"
+_SUMMARY_SKIPPED_LINES = 20  # skipped files listed on the terminal; prep.json has them all
+
+
+# --------------------------------------------------------------------------------------------
+# Pixels
+
+
+def to_rgb8(image: LoadedImage | np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) ``uint8`` RGB from what ``read_image`` gives, for models that want 8-bit colour.
+
+    One channel is repeated three times; 16-bit is scaled by round(v / 257) (65535 → 255);
+    transparency is composited onto white: out = c·α + max·(1 − α), rounded.
+
+    Args:
+        image: a ``LoadedImage`` (its alpha is used), or an (H, W[, C]) ``uint8``/``uint16``
+            array with C in {1, 3}.
+        alpha: (H, W) transparency for an array ``image`` (ignored for a ``LoadedImage``).
+    """
+    if isinstance(image, LoadedImage):
+        array, alpha = image.array, image.alpha
+    else:
+        array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) pixels, got {array.shape}")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {array.dtype}")
+    peak = 255.0 if array.dtype == np.uint8 else 65535.0
+
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
+        if alpha.shape != array.shape[:2]:
+            raise ValueError(f"alpha shape {alpha.shape} does not match pixels {array.shape}")
+        a = alpha.astype(np.float64)[..., None] / (255.0 if alpha.dtype == np.uint8 else 65535.0)
+        # Composite in [0, 1] at the file's precision, then one rounding to 8 bits.
+        blended = array.astype(np.float64) / peak * a + (1.0 - a)
+        rgb = np.rint(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif array.dtype == np.uint16:
+        # round(v / 257) in integers: 257 is odd, so v / 257 never lands on .5.
+        rgb = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    else:
+        rgb = array
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return np.ascontiguousarray(rgb)
+
+
+def resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize (H, W, 3) ``uint8`` so min(H, W) == ``size``, aspect kept (Lanczos, up or down)."""
+    height, width = rgb.shape[:2]
+    scale = size / min(height, width)
+    if height <= width:
+        new_h, new_w = size, max(size, round(width * scale))
+    else:
+        new_h, new_w = max(size, round(height * scale)), size
+    if (new_h, new_w) == (height, width):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.LANCZOS))
+
+
+def pixel_hash(rgb: np.ndarray) -> str:
+    """SHA-256 of shape and pixels: equal for, and only for, identical decoded images."""
+    digest = hashlib.sha256(f"{rgb.shape}|{rgb.dtype}|".encode())
+    digest.update(np.ascontiguousarray(rgb).tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass
+class DomainReport:
+    """What prep did with one input folder. Paths are relative to ``folder``, POSIX style."""
+
+    name: str  # "A" or "B"
+    folder: str
+    found: int = 0
+    train: int = 0
+    test: int = 0
+    upscaled: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
+    duplicates: list[dict[str, str]] = field(default_factory=list)  # {"file", "duplicate_of"}
+    warnings: list[dict[str, str]] = field(default_factory=list)  # {"file", "warning"}
+    files: list[dict[str, str]] = field(default_factory=list)  # {"source", "output"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder,
+            "found": self.found,
+            "written": {"train": self.train, "test": self.test},
+            "skipped_count": len(self.skipped),
+            "duplicate_count": len(self.duplicates),
+            "upscaled": self.upscaled,
+            "skipped": self.skipped,
+            "duplicates": self.duplicates,
+            "warnings": self.warnings,
+            "files": self.files,
+        }
+
+
+@dataclass
+class PrepReport:
+    """The result of ``prep_dataset`` (or ``build_demo``); ``as_dict()`` is ``prep.json``."""
+
+    out: Path
+    size: int
+    test_fraction: float
+    seed: int
+    domains: dict[str, DomainReport]
+    source: str | None = None  # free text, e.g. where the demo photos come from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "out": str(self.out),
+            "size": self.size,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+        }
+        if self.source is not None:
+            data["source"] = self.source
+        data["domains"] = {name: d.as_dict() for name, d in self.domains.items()}
+        data.update(self.extra)
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# Output folder handling (shared with the demo builder)
+
+
+def check_out_free(out: Path) -> None:
+    """Refuse an ``out`` that already holds a dataset (or is a file)."""
+    if out.exists() and not out.is_dir():
+        raise TranslateError(f"{out} exists and is not a folder; choose another --out")
+    for name in (*SPLITS, REPORT_NAME):
+        if (out / name).exists():
+            raise TranslateError(f"{out / name} already exists; choose another --out")
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders created, deepest last."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+@contextlib.contextmanager
+def staging_folder(out: Path):
+    """A hidden temp folder beside ``out``; moved to ``out`` on success, removed on failure.
+
+    If ``out`` is missing or empty the temp folder is renamed to it in one step; if ``out``
+    holds other things (say, the raw photos), the split folders are moved in one by one and
+    ``prep.json`` last, so its presence marks a complete dataset.
+    """
+    out = out.resolve()  # so that "." or "datasets/.." still has a real parent to stage in
+    created = _make_parents(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        check_out_free(out)  # someone may have written there meanwhile
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if not out.exists():
+            os.replace(tmp, out)
+        else:
+            for name in sorted(os.listdir(tmp), key=lambda n: n == REPORT_NAME):
+                os.replace(tmp / name, out / name)
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
+
+
+def split_counts(n: int, test_fraction: float) -> int:
+    """How many of ``n`` go to test: round(f·n), ≥ 1 when n ≥ 2 and f > 0, ≤ n − 1."""
+    if n < 2 or test_fraction <= 0:
+        return 0
+    return min(max(1, round(test_fraction * n)), n - 1)
+
+
+def split_order(n: int, seed: int, domain: str) -> list[int]:
+    """A seeded permutation of range(n) for ``domain`` ("A" or "B")."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, ord(domain)]))
+    return rng.permutation(n).tolist()
+
+
+def write_report(folder: Path, report: PrepReport) -> None:
+    atomic_write_text(
+        folder / REPORT_NAME, json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# prep
+
+
+def _output_names(files: list[Path], root: Path) -> list[str]:
+    """Flattened ``.png`` names, unique case-insensitively (for case-insensitive disks)."""
+    names: list[str] = []
+    used: set[str] = set()
+    for path in files:
+        rel = path.relative_to(root)
+        stem = "__".join((*rel.parts[:-1], rel.stem))
+        candidates = [stem, f"{stem}__{rel.suffix.lstrip('.').lower()}"]
+        name = next((c for c in candidates if c.lower() not in used), None)
+        counter = 2
+        while name is None:
+            if f"{stem}__{counter}".lower() not in used:
+                name = f"{stem}__{counter}"
+            counter += 1
+        used.add(name.lower())
+        names.append(name + ".png")
+    return names
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _prep_domain(
+    name: str,
+    root: Path,
+    staging: Path,
+    size: int,
+    test_fraction: float,
+    seed: int,
+    max_pixels: int | None,
+    show_progress: bool,
+) -> DomainReport:
+    report = DomainReport(name=name, folder=str(root))
+    files = scan_images(root)
+    report.found = len(files)
+    names = _output_names(files, root)
+    train_dir, test_dir = staging / f"train{name}", staging / f"test{name}"
+    train_dir.mkdir()
+    test_dir.mkdir()
+
+    seen: dict[str, str] = {}  # pixel hash -> first file with it
+    kept: list[tuple[str, str]] = []  # (relative source, output name)
+    bar = progress_bar(transient=True)
+    task = bar.add_task(f"prep {name}", total=len(files), rate="", info="")
+    with bar if show_progress else contextlib.nullcontext():
+        for path, out_name in zip(files, names, strict=True):
+            bar.advance(task)
+            rel = path.relative_to(root).as_posix()
+            try:
+                image = read_image(path, max_pixels=max_pixels)
+            except ImageReadError as e:
+                report.skipped.append({"file": rel, "reason": e.reason})
+                continue
+            if image.warning:
+                report.warnings.append({"file": rel, "warning": image.warning})
+            rgb = to_rgb8(image)
+            digest = pixel_hash(rgb)
+            if digest in seen:
+                report.duplicates.append({"file": rel, "duplicate_of": seen[digest]})
+                continue
+            seen[digest] = rel
+            if min(rgb.shape[:2]) < size:
+                report.upscaled += 1
+            write_image(train_dir / out_name, resize_short_side(rgb, size))
+            kept.append((rel, out_name))
+
+    if not kept:
+        raise TranslateError(
+            f"domain {name} has no usable images in {root} "
+            f"({len(files)} image files found, {len(report.skipped)} unreadable)"
+        )
+    n_test = split_counts(len(kept), test_fraction)
+    order = split_order(len(kept), seed, name)
+    in_test = set(order[:n_test])
+    for i, (rel, out_name) in enumerate(kept):
+        split = f"test{name}" if i in in_test else f"train{name}"
+        if i in in_test:
+            os.replace(train_dir / out_name, test_dir / out_name)
+        report.files.append({"source": rel, "output": f"{split}/{out_name}"})
+    report.test = n_test
+    report.train = len(kept) - n_test
+    return report
+
+
+def prep_dataset(
+    dir_a: str | os.PathLike,
+    dir_b: str | os.PathLike,
+    out: str | os.PathLike,
+    size: int = 256,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    show_progress: bool = True,
+) -> PrepReport:
+    """Build ``out/{trainA,trainB,testA,testB}`` and ``out/prep.json`` from two photo folders.
+
+    See the module docstring for every conversion and naming choice.
+
+    Args:
+        dir_a: folder of domain A images, scanned recursively.
+        dir_b: folder of domain B images.
+        out: the dataset folder to create. It may exist if it holds none of the split folders
+            or ``prep.json``.
+        size: the short side of every written image, in pixels.
+        test_fraction: share of each domain's unique images put in the test split, in [0, 1).
+        seed: seed of the train/test split.
+        max_pixels: images larger than this are skipped (checked before decoding); None for
+            no limit.
+        show_progress: show a (transient) progress bar on the console.
+
+    Returns:
+        The report that was also written to ``out/prep.json``.
+
+    Raises:
+        TranslateError: a missing input folder, ``out`` already holding a dataset or lying
+            inside an input folder, bad ``size``/``test_fraction``, or a domain with no usable
+            image. Nothing is left in or beside ``out`` then.
+    """
+    dirs = {"A": Path(dir_a), "B": Path(dir_b)}
+    out = Path(out)
+    if size < 1:
+        raise TranslateError(f"--size must be at least 1, got {size}")
+    if not 0 <= test_fraction < 1:
+        raise TranslateError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    for name, folder in dirs.items():
+        if not folder.exists():
+            raise TranslateError(f"domain {name} folder {folder} does not exist")
+        if not folder.is_dir():
+            raise TranslateError(f"domain {name} path {folder} is not a folder")
+    out_abs = out.resolve()
+    for name, folder in dirs.items():
+        if _is_within(out_abs, folder.resolve()):
+            raise TranslateError(
+                f"--out {out} is inside the domain {name} folder {folder}; choose another --out"
+            )
+    check_out_free(out)
+
+    with staging_folder(out_abs) as staging:
+        domains = {
+            name: _prep_domain(
+                name, folder, staging, size, test_fraction, seed, max_pixels, show_progress
+            )
+            for name, folder in dirs.items()
+        }
+        report = PrepReport(
+            out=out, size=size, test_fraction=test_fraction, seed=seed, domains=domains
+        )
+        write_report(staging, report)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Summary
+
+
+def print_prep_summary(report: PrepReport) -> None:
+    """A table of counts per domain, then the skipped files (first few; all in prep.json)."""
+    table = Table(title=f"dataset {report.out} (short side {report.size}px)")
+    for column in ("domain", "folder", "found", "skipped", "duplicates", "train", "test"):
+        table.add_column(column, justify="left" if column in ("domain", "folder") else "right")
+    for name, d in report.domains.items():
+        table.add_row(
+            name, d.folder, str(d.found), str(len(d.skipped)), str(len(d.duplicates)),
+            str(d.train), str(d.test),
+        )
+    console.print(table)
+
+    skipped = [(name, s) for name, d in report.domains.items() for s in d.skipped]
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} file(s):[/]", soft_wrap=True)
+        for name, s in skipped[:_SUMMARY_SKIPPED_LINES]:
+            console.print(f"  {name}: {s['file']}: {s['reason']}", soft_wrap=True, markup=False)
+        if len(skipped) > _SUMMARY_SKIPPED_LINES:
+            rest = len(skipped) - _SUMMARY_SKIPPED_LINES
+            console.print(f"  … and {rest} more (see {REPORT_NAME})", soft_wrap=True)
+    upscaled = sum(d.upscaled for d in report.domains.values())
+    if upscaled:
+        console.print(
+            f"{upscaled} image(s) were smaller than {report.size}px on the short side and were "
+            "upscaled", soft_wrap=True,
+        )
+    warned = sum(len(d.warnings) for d in report.domains.values())
+    if warned:
+        console.print(f"{warned} file(s) had warnings (see {REPORT_NAME})", soft_wrap=True)

@@ -84,6 +84,7 @@ def train(
     """Train a model: config, checkpoints, samples, metrics and model files go to the run dir."""
     with user_errors():
         from translate.config import load_config
+        from translate.train import distributed
         from translate.train.loop import fit, resolve_device, seed_everything
         from translate.train.tasks import TASKS
 
@@ -100,21 +101,29 @@ def train(
                 raise TranslateError(f"{out} is not a run directory (no config.yaml)")
             config = out / "config.yaml"
         cfg = load_config(name, config, overrides)
-        if out is None:
-            out = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        device = resolve_device(cfg.train.device)
-        seed_everything(cfg.train.seed)
-        job = TASKS[name](cfg, device)
-        result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet)
-        samples = sorted((out / "samples").glob("*.png"))
-        ui.info(
-            f"trained {name} for {result.step} steps in {result.seconds:.1f} s on {device}"
-            + (f" ({result.skipped} non-finite steps skipped)" if result.skipped else "")
-        )
-        ui.info(
-            f"run: {out}  model: {out / 'model.safetensors'}"
-            + (f"  samples: {samples[-1]}" if samples else "")
-        )
+        world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
+        try:
+            if out is None:
+                if world.active:
+                    raise TranslateError("--out is required when training with torchrun")
+                out = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            device = resolve_device(distributed.device_for(world, cfg.train.device))
+            seed_everything(cfg.train.seed)
+            job = TASKS[name](cfg, device)
+            result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet)
+        finally:
+            distributed.shutdown()
+        if world.main:
+            samples = sorted((out / "samples").glob("*.png"))
+            ui.info(
+                f"trained {name} for {result.step} steps in {result.seconds:.1f} s on {device}"
+                + (f" × {world.size} ranks" if world.active else "")
+                + (f" ({result.skipped} non-finite steps skipped)" if result.skipped else "")
+            )
+            ui.info(
+                f"run: {out}  model: {out / 'model.safetensors'}"
+                + (f"  samples: {samples[-1]}" if samples else "")
+            )
 
 
 def _save_png(grid, path: Path) -> None:
@@ -186,7 +195,8 @@ def evaluate(
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_row("Fréchet distance (classifier features)", f"{result.frechet:.2f}")
-        table.add_row("  floor: real training digits", f"{result.frechet_floor:.2f}")
+        if result.frechet_floor is not None:
+            table.add_row("  floor: real training digits", f"{result.frechet_floor:.2f}")
         table.add_row(
             "class entropy (bits)", f"{result.class_entropy_bits:.3f} / {MAX_ENTROPY_BITS:.3f}"
         )

@@ -40,7 +40,8 @@ class TrainConfig:
 
     steps: int = 8000  # optimizer iterations (one D step + one G step each); see `epochs`
     epochs: int = 0  # if > 0, train by epochs at a constant learning rate (overrides `steps`) …
-    epochs_decay: int = 0  # … then this many more epochs with the rate falling linearly to 0
+    epochs_decay: int = 0  # … then this many more epochs, the rate falling linearly to 0
+    # (with epochs = 0, training runs `steps` at a constant rate and epochs_decay is unused)
     batch_size: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -75,8 +76,6 @@ class TrainConfig:
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
         if not 0.0 <= self.ema < 1.0:
             raise TranslateError(f"config key 'train.ema': must be in [0, 1), got {self.ema}")
-        if self.epochs_decay and not self.epochs:
-            raise TranslateError("config key 'train.epochs_decay' needs train.epochs > 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise TranslateError(f"config key 'train.device': unknown device {self.device!r}")
 
@@ -239,8 +238,14 @@ def load_config(task: str, path: str | Path | None = None, overrides: list[str] 
         OmegaConf.set_readonly(cfg, False)
         for layer in layers:
             cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
-        if dotlist:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+        for item in dotlist:  # one at a time, so an error can name the override at fault
+            try:
+                cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+            except OmegaConfBaseException as e:
+                key = item.split("=", 1)[0].strip()
+                if getattr(e, "full_key", None):
+                    raise
+                raise TranslateError(f"config key '{key}': {str(e).splitlines()[0]}") from None
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         raise TranslateError(_one_line(e)) from None

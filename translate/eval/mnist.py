@@ -144,7 +144,9 @@ class MnistEval:
     n_samples: int
     reference: str
     frechet: float
-    frechet_floor: float  # real training digits vs the same reference: what "perfect" looks like
+    # Real training digits against the same reference: what a perfect generator would reach
+    # (None when the reference *is* the training digits).
+    frechet_floor: float | None
     histogram: list[int]
     class_entropy_bits: float
     classifier_accuracy: float
@@ -170,13 +172,13 @@ def evaluate_mnist(
     f_train, _ = classify(classifier, torch.from_numpy(train_images).float().div(255).unsqueeze(1))
     hist = torch.bincount(p_fake, minlength=10)
     p = hist.double() / hist.sum()
-    entropy = float(-(p[p > 0] * p[p > 0].log2()).sum())
+    entropy = max(0.0, float(-(p[p > 0] * p[p > 0].log2()).sum()))  # never -0.0
     result = MnistEval(
         task=model.task,
         n_samples=n,
         reference=f"{source} ({'test split' if real else 'training digits'}, {len(images)} images)",
         frechet=frechet_distance_features(f_fake, f_real),
-        frechet_floor=frechet_distance_features(f_train, f_real),
+        frechet_floor=frechet_distance_features(f_train, f_real) if real else None,
         histogram=hist.tolist(),
         class_entropy_bits=entropy,
         classifier_accuracy=accuracy,

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from translate.errors import TranslateError
+from translate.train import distributed
 
 # ── GAN losses, chosen by name. Discriminators return logits, never probabilities, so every
 # loss below is safe under autocast (BCE-with-logits is; BCE on sigmoid outputs is not).
@@ -106,6 +107,7 @@ class Precision:
 
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.scale(loss).backward()
+        distributed.average_gradients(optimizer)  # no-op in a single process
         self.scaler.step(optimizer)  # skips the update if fp16 gradients overflowed
         self._stepped = True
 
@@ -186,7 +188,8 @@ def _optimize(
 ) -> dict[str, float]:
     total = sum(losses.values())
     values = {k: float(v.detach()) for k, v in losses.items()}
-    if not torch.isfinite(total.detach()):
+    # Agreed across ranks, so that every rank skips (or takes) the same updates.
+    if not distributed.all_agree(bool(torch.isfinite(total.detach())), total.device):
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteLoss(values)
     optimizer.zero_grad(set_to_none=True)

@@ -62,7 +62,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        # torch's weights-only refusal says what it could not unpickle on its last line.
+        detail = [x for x in lines if "WeightsUnpickler error" in x]
+        reason = (detail or lines or [type(e).__name__])[-1 if detail else 0]
         raise TranslateError(f"cannot load checkpoint {path}: {reason}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise TranslateError(f"{path} is not a translate training checkpoint (format {FORMAT})")

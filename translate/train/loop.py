@@ -28,6 +28,7 @@ from translate.config import TrainConfig, to_dict, to_yaml
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_open, atomic_write_text
 from translate.modelfile import save_model
+from translate.train import distributed
 from translate.train.adversarial import NonFiniteLoss, Precision, adversarial_step
 from translate.train.checkpoint import (
     capture_rng,
@@ -151,8 +152,11 @@ class EpochBatchSampler(Sampler[list[int]]):
     replays exactly the batches the uninterrupted run would have drawn.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, with_epoch: bool = False):
+    def __init__(self, n: int, batch_size: int, seed: int, with_epoch: bool = False,
+                 rank: int = 0, world: int = 1):
         self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world = rank, world
+        self.per_rank = n // world  # every rank gets as many samples (like DistributedSampler)
         self.epoch, self.start = 0, 0
         # Yield (epoch, index) keys for datasets whose augmentation depends on the epoch: the key
         # carries it into DataLoader workers, which never see a set_epoch() made in this process.
@@ -162,12 +166,14 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
-        return self.n // self.batch_size - self.start
+        return self.per_rank // self.batch_size - self.start
 
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
-        for b in range(self.start, self.n // self.batch_size):  # drop_last: BatchNorm needs > 1
+        # Rank r takes every world-th sample of the shared permutation: no sample twice per epoch.
+        order = order[self.rank :: self.world][: self.per_rank]
+        for b in range(self.start, self.per_rank // self.batch_size):  # drop_last (BatchNorm)
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield [(self.epoch, i) for i in batch] if self.with_epoch else batch
 
@@ -277,14 +283,18 @@ def fit(
     """
     run_dir = Path(run_dir)
     n = len(task.dataset)
-    per_epoch = n // cfg.batch_size
+    world = distributed.WORLD
+    per_epoch = (n // world.size) // cfg.batch_size
     if per_epoch == 0:
         raise TranslateError(
             f"the dataset has {n} samples, fewer than train.batch_size={cfg.batch_size}"
+            + (f" × {world.size} ranks" if world.active else "")
         )
     total = (cfg.epochs + cfg.epochs_decay) * per_epoch if cfg.epochs else cfg.steps
     precision = Precision(cfg.precision, task.device)
-    created = start_run(run_dir, config, resume)
+    # Rank 0 owns the run directory: config, metrics, samples and checkpoints.
+    created = start_run(run_dir, config, resume) if world.main else False
+    distributed.barrier()
     ckpt_path = run_dir / "state" / "last.pt"
     metrics_path = run_dir / "metrics.jsonl"
     saved_any = resume
@@ -312,11 +322,16 @@ def fit(
             step, epoch, in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             skipped = state.get("nonfinite_skipped", 0)
             restore_rng(state["rng"])
-            _trim_metrics(metrics_path, step)
-            ui.info(f"resuming {run_dir} at step {step}/{total} (epoch {epoch})")
+            if world.main:
+                _trim_metrics(metrics_path, step)
+                ui.info(f"resuming {run_dir} at step {step}/{total} (epoch {epoch})")
+        # Every rank starts from rank 0's weights (they agree already when seeded alike).
+        distributed.broadcast_parameters(list(task.networks().values()))
 
         def checkpoint() -> None:
             nonlocal saved_any
+            if not world.main:
+                return
             save_checkpoint(
                 ckpt_path,
                 {
@@ -332,6 +347,7 @@ def fit(
                     "batch_in_epoch": in_epoch,
                     "nonfinite_skipped": skipped,
                     "rng": capture_rng(),
+                    "extra": task.extra_state(),
                 },
             )
             nets, meta = task.export()
@@ -339,7 +355,8 @@ def fit(
             saved_any = True
 
         sampler = EpochBatchSampler(
-            n, cfg.batch_size, cfg.seed, with_epoch=hasattr(task.dataset, "set_epoch")
+            n, cfg.batch_size, cfg.seed, with_epoch=hasattr(task.dataset, "set_epoch"),
+            rank=world.rank, world=world.size,
         )
         loader = DataLoader(
             task.dataset,
@@ -357,7 +374,8 @@ def fit(
         interval_start, interval_steps = started, 0
         progress = ui.progress_bar()
         bar = progress.add_task(f"train {task.name}", total=total, completed=step, rate="", info="")
-        with _StopSignals() as stop, progress if show_progress else _NoProgress():
+        show = show_progress and world.main
+        with _StopSignals() as stop, progress if show else _NoProgress():
             while step < total:
                 sampler.set_epoch(epoch, in_epoch)
                 for batch in loader:
@@ -379,7 +397,7 @@ def fit(
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += bool(losses)
-                    if step % cfg.log_every == 0 or step == total:
+                    if world.main and (step % cfg.log_every == 0 or step == total):
                         now = time.perf_counter()
                         rate = interval_steps / max(now - interval_start, 1e-9)
                         record = {
@@ -397,17 +415,19 @@ def fit(
                         progress.update(bar, info=shown, rate=f"{rate:6.1f} it/s")
                         sums, count, interval_start, interval_steps = {}, 0, now, 0
                     progress.update(bar, completed=step)
-                    if step % cfg.sample_every == 0 or step == total:
+                    if world.main and (step % cfg.sample_every == 0 or step == total):
                         _save_grid(run_dir / "samples" / f"step_{step:07d}.png", task.sample_grid())
                     if step % cfg.checkpoint_every == 0 or step == total:
                         checkpoint()
-                    if stop.received is not None:
+                    # All ranks stop at the same step, whichever of them got the signal.
+                    if distributed.any_rank(stop.received is not None, task.device):
                         checkpoint()
-                        name = signal.Signals(stop.received).name
+                        signum = stop.received or signal.SIGTERM
+                        name = signal.Signals(signum).name
                         raise TrainingInterrupted(
                             f"{name} at step {step}: state saved to {ckpt_path}; "
                             f"continue with --resume",
-                            exit_code=128 + stop.received,
+                            exit_code=128 + signum,
                         )
                     if step >= total:
                         break
@@ -415,14 +435,28 @@ def fit(
                     epoch += 1
                     in_epoch = 0
                     task.end_epoch()
+        if world.active:
+            _check_ranks_agree(task, run_dir, world)
         return FitResult(
             step=step, epoch=epoch, skipped=skipped, seconds=time.perf_counter() - started
         )
     except BaseException as e:
         # A run that failed before its first checkpoint leaves nothing half-written behind.
-        if created and not saved_any and not isinstance(e, TrainingInterrupted):
+        if created and world.main and not saved_any and not isinstance(e, TrainingInterrupted):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _check_ranks_agree(task: Task, run_dir: Path, world: distributed.World) -> None:
+    """Gather a fingerprint of every rank's weights; record them in world.json and fail loudly
+    if the ranks drifted apart (they must not: all take the same averaged steps)."""
+    nets = list(task.networks().values())
+    digests = distributed.gather_floats(distributed.parameter_digest(nets), task.device)
+    if world.main:
+        atomic_write_text(run_dir / "world.json", json.dumps(
+            {"world_size": world.size, "parameter_digests": digests}, indent=2) + "\n")
+    if len(set(digests)) != 1:
+        raise TranslateError(f"ranks ended with different weights: {digests}")
 
 
 class _NoProgress:

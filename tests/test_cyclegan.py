@@ -1,0 +1,384 @@
+"""CycleGAN on the shared core, at tiny widths: named losses per GAN loss, loss weights, the image
+pool, the learning-rate schedule, EMA export, overfitting one pair, exact resume and samples."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import translate_cmd
+from PIL import Image
+from safetensors.torch import load_file
+from torch.nn import functional as F
+from torch.utils.data import default_collate
+
+from translate.config import load_config
+from translate.io.images import write_image
+from translate.train.adversarial import Precision
+from translate.train.checkpoint import load_checkpoint
+from translate.train.cyclegan import CycleGanTask, ImagePool
+from translate.train.loop import fit, linear_decay, seed_everything
+
+CPU = torch.device("cpu")
+CROP = 32
+TINY = [
+    "model.ngf=8",
+    "model.n_blocks=2",
+    "model.ndf=8",
+    "data.load_size=36",
+    f"data.crop_size={CROP}",
+    "train.device=cpu",
+    "train.epochs=0",
+    "train.epochs_decay=0",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.checkpoint_every=1000",
+]
+N_A, N_B = 4, 3  # an epoch is max(|A|, |B|) = 4 steps at batch size 1
+ALL_LOSSES = {"D_A", "D_B", "G_AB", "G_BA", "cycle_A", "cycle_B", "idt_A", "idt_B"}
+
+
+def _smooth(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random smooth RGB image (a 4×4 grid of colours, bilinearly enlarged)."""
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """trainA (4 images) and trainB (3), 40 × 40."""
+    root = tmp_path_factory.mktemp("unaligned")
+    rng = np.random.default_rng(0)
+    for domain, n in (("A", N_A), ("B", N_B)):
+        for i in range(n):
+            write_image(root / f"train{domain}" / f"{domain.lower()}{i}.png", _smooth(rng, 40))
+    return root
+
+
+def build(root: Path, *overrides: str) -> tuple[Any, CycleGanTask]:
+    cfg = load_config("cyclegan", overrides=[*TINY, f"data.root={root}", *overrides])
+    seed_everything(cfg.train.seed)
+    return cfg, CycleGanTask(cfg, CPU)
+
+
+def batch_of(task: CycleGanTask, *indices: int, epoch: int = 0) -> dict[str, Any]:
+    items = [task.dataset.item(i, epoch=epoch) for i in indices]
+    return task.to_device(default_collate(items))
+
+
+def metrics(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# ── One step, per GAN loss.
+
+
+@pytest.mark.parametrize("gan_loss", ["lsgan", "bce", "hinge"])
+def test_one_step_gives_every_named_loss_finite(root: Path, gan_loss: str) -> None:
+    _, task = build(root, f"train.gan_loss={gan_loss}")
+    before = [p.detach().clone() for p in task.G_AB.parameters()]
+    losses = task.train_step(batch_of(task, 0), Precision("fp32", CPU))
+    assert set(losses) == ALL_LOSSES
+    assert all(np.isfinite(v) for v in losses.values()), losses
+    # A real step was taken: G_AB's weights moved.
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.G_AB.parameters(), strict=True))
+
+
+def test_without_identity_weight_there_are_no_identity_losses(root: Path) -> None:
+    _, task = build(root, "loss.lambda_identity=0")
+    losses = task.train_step(batch_of(task, 0), Precision("fp32", CPU))
+    assert set(losses) == ALL_LOSSES - {"idt_A", "idt_B"}
+    assert all(np.isfinite(v) for v in losses.values()), losses
+
+
+def test_losses_differ_between_gan_loss_kinds(root: Path) -> None:
+    """The config's gan_loss reaches the step (same weights and batch, other D/G values)."""
+    seen = {}
+    for kind in ("lsgan", "bce", "hinge"):
+        _, task = build(root, f"train.gan_loss={kind}")
+        seen[kind] = task.train_step(batch_of(task, 0), Precision("fp32", CPU))
+    assert len({round(s["D_A"], 6) for s in seen.values()}) == 3
+    assert len({round(s["G_AB"], 6) for s in seen.values()}) == 3
+    # Cycle terms are computed before G moves, from the same initial weights: equal across kinds.
+    assert len({s["cycle_A"] for s in seen.values()}) == 1
+
+
+# ── Loss weights.
+
+
+def _first_step(root: Path, *overrides: str) -> tuple[dict[str, float], float]:
+    """Losses of one step, and ‖G_BA(G_AB(a)) − a‖₁ with the weights the step started from."""
+    _, task = build(root, *overrides)
+    batch = batch_of(task, 1)
+    with torch.no_grad():
+        l1 = float(F.l1_loss(task.G_BA(task.G_AB(batch["A"])), batch["A"]))
+    return task.train_step(batch, Precision("fp32", CPU)), l1
+
+
+def test_cycle_loss_is_lambda_a_times_l1_of_the_reconstruction(root: Path) -> None:
+    base, l1 = _first_step(root, "loss.lambda_a=10")
+    zero, _ = _first_step(root, "loss.lambda_a=0")
+    double, l1_again = _first_step(root, "loss.lambda_a=20")
+    assert l1 == l1_again and l1 > 0.05
+    assert base["cycle_A"] == pytest.approx(10 * l1, rel=1e-5)
+    assert zero["cycle_A"] == 0.0
+    assert double["cycle_A"] == pytest.approx(2 * base["cycle_A"], rel=1e-6)
+    # λ_A also weighs the identity term of domain A (λ_idt λ_A ‖G_BA(a) − a‖₁) …
+    assert zero["idt_A"] == 0.0
+    assert double["idt_A"] == pytest.approx(2 * base["idt_A"], rel=1e-6)
+    # … and nothing that does not depend on it: B's terms and the D step are unchanged.
+    for key in ("cycle_B", "idt_B", "D_A", "D_B"):
+        assert zero[key] == base[key] == double[key], key
+
+
+# ── The image pool.
+
+
+def _images(*values: float) -> torch.Tensor:
+    """(len(values), 3, 4, 4) images, image i filled with values[i]."""
+    return torch.stack([torch.full((3, 4, 4), float(v)) for v in values])
+
+
+def test_pool_of_size_zero_returns_the_input() -> None:
+    pool = ImagePool(0)
+    x = torch.randn(3, 3, 4, 4)
+    assert torch.equal(pool.query(x), x)
+    assert pool.images == []
+
+
+def test_pool_until_full_returns_and_stores_the_inputs() -> None:
+    pool = ImagePool(5)
+    first, second = _images(0, 1, 2), _images(3, 4)
+    torch.manual_seed(0)
+    rng_before = torch.get_rng_state()
+    assert torch.equal(pool.query(first), first)
+    assert torch.equal(pool.query(second), second)
+    assert torch.equal(torch.cat(pool.images), torch.cat([first, second]))
+    assert torch.equal(torch.get_rng_state(), rng_before)  # no draws while filling
+
+
+def test_full_pool_swaps_about_half() -> None:
+    pool = ImagePool(5)
+    pool.query(_images(*range(5)))
+    torch.manual_seed(0)
+    swapped = 0
+    for k in range(5, 205):
+        out = pool.query(_images(k))
+        value = float(out[0, 0, 0, 0])
+        assert torch.equal(out, torch.full_like(out, value))  # a whole image, not a mix
+        if value != k:
+            swapped += 1
+            assert value < k and value == int(value)  # an image that was queried before
+        assert len(pool.images) == 5
+    assert 0.3 * 200 <= swapped <= 0.7 * 200, swapped
+    # The pool keeps turning over: it holds recent images, not the first five.
+    assert max(float(t[0, 0, 0, 0]) for t in pool.images) > 150
+
+
+def test_pool_stores_detached_clones() -> None:
+    pool = ImagePool(4)
+    x = _images(1, 2)
+    pool.query(x)
+    x.add_(100)  # the caller reuses its buffer
+    assert [float(t.max()) for t in pool.images] == [1.0, 2.0]
+    w = torch.ones(1, requires_grad=True)
+    pool.query(_images(3, 4) * w)
+    assert not any(t.requires_grad for t in pool.images)
+
+
+def test_pool_state_dict_round_trip() -> None:
+    pool = ImagePool(3)
+    pool.query(torch.randn(3, 3, 4, 4))
+    buffer = io.BytesIO()
+    torch.save(pool.state_dict(), buffer)  # as a checkpoint stores it
+    buffer.seek(0)
+    other = ImagePool(3)
+    other.load_state_dict(torch.load(buffer, weights_only=True), CPU)
+    assert len(other.images) == 3
+    assert all(torch.equal(a, b) for a, b in zip(pool.images, other.images, strict=True))
+    x = torch.randn(8, 3, 4, 4)
+    torch.manual_seed(5)
+    out = pool.query(x)
+    torch.manual_seed(5)
+    assert torch.equal(other.query(x), out)
+    assert not torch.equal(out, x)  # some were swapped, so the pool's contents mattered
+
+
+# ── Learning rate.
+
+
+def test_linear_decay_factors() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = linear_decay(opt, epochs=3, epochs_decay=4)
+    seen = []
+    for _ in range(7):
+        seen.append(opt.param_groups[0]["lr"])
+        scheduler.step()
+    expected = [0.1 * f for f in (1, 1, 1, 1 - 1 / 5, 1 - 2 / 5, 1 - 3 / 5, 1 - 4 / 5)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    # The reference formula, factor(e) = 1 − max(0, e + 1 − epochs) / (epochs_decay + 1).
+    assert seen == pytest.approx(
+        [0.1 * (1 - max(0, e + 1 - 3) / (4 + 1)) for e in range(7)], rel=1e-12
+    )
+
+
+def test_fit_by_epochs_logs_the_decaying_lr(root: Path, tmp_path: Path) -> None:
+    cfg, task = build(root, "train.epochs=1", "train.epochs_decay=2", "train.lr=1e-3")
+    result = fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
+    assert result.step == 3 * N_A
+    lines = metrics(tmp_path / "run")
+    assert [x["epoch"] for x in lines] == [0] * N_A + [1] * N_A + [2] * N_A
+    factor = {0: 1.0, 1: 1 - 1 / 3, 2: 1 - 2 / 3}
+    for x in lines:
+        assert x["lr"] == pytest.approx(1e-3 * factor[x["epoch"]], rel=1e-9), x
+    # D's optimizer follows the same schedule.
+    assert task.opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 / 3, rel=1e-9)
+
+
+# ── EMA and the exported model.
+
+
+def test_ema_is_the_running_average_of_the_weights(root: Path) -> None:
+    _, task = build(root, "train.ema=0.5")
+    start = {k: v.clone() for k, v in task.G_AB.state_dict().items()}
+    task.train_step(batch_of(task, 0), Precision("fp32", CPU))
+    ema = task.ema["G_AB"].model.state_dict()
+    moved = 0
+    for key, trained in task.G_AB.state_dict().items():
+        expected = 0.5 * start[key] + 0.5 * trained
+        assert torch.allclose(ema[key], expected, atol=1e-7), key
+        moved += not torch.equal(trained, start[key])
+    assert moved > 0
+
+
+def test_exported_model_holds_the_ema_weights(root: Path, tmp_path: Path) -> None:
+    cfg, task = build(root, "train.ema=0.5", "train.steps=3")
+    fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
+    run = tmp_path / "run"
+    state = load_checkpoint(run / "state" / "last.pt")
+    assert set(state["networks"]) == {"G_AB", "G_BA", "D_A", "D_B", "G_AB_ema", "G_BA_ema"}
+    exported = load_file(run / "model.safetensors")
+    assert {k.split(".", 1)[0] for k in exported} == {"G_AB", "G_BA"}
+    for name in ("G_AB", "G_BA"):
+        differs = 0
+        for key, trained in state["networks"][name].items():
+            tensor = exported[f"{name}.{key}"]
+            assert torch.equal(tensor, state["networks"][f"{name}_ema"][key]), (name, key)
+            differs += not torch.equal(tensor, trained)
+        assert differs > 0, f"{name}: the export equals the trained weights, not the EMA"
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["task"] == "cyclegan" and meta["ema"] is True
+    assert {k: v["class"] for k, v in meta["networks"].items()} == {
+        "G_AB": "ResnetGenerator",
+        "G_BA": "ResnetGenerator",
+    }
+    assert meta["networks"]["G_AB"]["args"]["ngf"] == 8
+    assert meta["directions"] == {"a2b": "G_AB", "b2a": "G_BA"}
+
+
+# ── Learning.
+
+
+def test_overfits_a_single_pair(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    write_image(tmp_path / "pair" / "trainA" / "a.png", _smooth(rng, CROP))
+    write_image(tmp_path / "pair" / "trainB" / "b.png", _smooth(rng, CROP))
+    cfg, task = build(
+        tmp_path / "pair", f"data.load_size={CROP}", "data.flip=false", "train.steps=100",
+        "train.lr=1e-3",
+    )
+    fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
+    lines = metrics(tmp_path / "run")
+    assert len(lines) == 100
+    for key in ("cycle_A", "cycle_B"):
+        first = lines[0][key]
+        last = float(np.mean([x[key] for x in lines[-5:]]))
+        # Measured over seeds: last / first ≈ 0.10–0.16 after 100 steps at lr 1e-3.
+        assert last < 0.3 * first, (key, first, last)
+
+
+# ── Exact resume in a fresh process.
+
+
+def assert_same_tree(a: Any, b: Any, where: str = "state") -> None:
+    """Equal nested dicts/lists; tensors compared bitwise."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
+        for k in a:
+            assert_same_tree(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tree(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        translate_cmd("train", "cyclegan", "-q", *args),
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["loss.pool_size=2", "train.ema=0.9"]],
+    ids=["pool-filling", "pool-full-and-ema"],
+)
+def test_resume_in_a_fresh_process_is_bitwise_identical(
+    root: Path, tmp_path: Path, extra: list[str]
+) -> None:
+    sets = [a for s in [*TINY, f"data.root={root}", "train.log_every=2", *extra]
+            for a in ("--set", s)]
+    _train(tmp_path, "--out", "straight", *sets, "--set", "train.steps=12")
+    _train(tmp_path, "--out", "split", *sets, "--set", "train.steps=6")
+    rest = _train(tmp_path, "--out", "split", "--resume", "--set", "train.steps=12")
+    assert "resuming" in rest.stderr
+    straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
+    assert straight["step"] == split["step"] == 12
+    pools = straight["extra"]
+    expected = 2 if extra else 12  # batch size 1: one fake per domain per step
+    assert [len(pools[p]["images"]) for p in ("pool_A", "pool_B")] == [expected, expected]
+    # Everything: networks (and EMA copies), optimizers, RNG states, pools, position.
+    assert_same_tree(straight, split)
+    steps = [x["step"] for x in metrics(tmp_path / "split")]
+    assert steps == [2, 4, 6, 8, 10, 12]
+
+
+# ── Samples and memory format.
+
+
+def test_sample_grid_file_size(root: Path, tmp_path: Path) -> None:
+    cfg, task = build(root, "train.steps=2", "train.sample_every=1")
+    fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert samples == ["step_0000001.png", "step_0000002.png"]
+    with Image.open(tmp_path / "run" / "samples" / samples[-1]) as im:
+        # 3 columns (x, G(x), G'(G(x))) × 2 × 3 rows (A then B) of 32 px tiles, 2 px padding.
+        assert im.size == (3 * (CROP + 2) + 2, 2 * 3 * (CROP + 2) + 2)
+
+
+def test_channels_last_gives_the_same_losses(root: Path) -> None:
+    runs = {}
+    for flag in ("false", "true"):
+        _, task = build(root, f"train.channels_last={flag}")
+        precision = Precision("fp32", CPU)
+        runs[flag] = [task.train_step(batch_of(task, i), precision) for i in range(2)]
+        weight = next(task.G_AB.parameters())
+        assert weight.is_contiguous(memory_format=torch.channels_last) == (flag == "true")
+    for plain, nhwc in zip(runs["false"], runs["true"], strict=True):
+        assert set(plain) == set(nhwc) == ALL_LOSSES
+        for key in plain:
+            assert nhwc[key] == pytest.approx(plain[key], abs=1e-4), key

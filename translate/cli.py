@@ -297,5 +297,30 @@ def infer(
             raise typer.Exit(1)
 
 
+@app.command(
+    epilog="Example: translate report runs/demo --compare a2b:datasets/demo/testA:out/a2b"
+)
+def report(
+    run: Path = typer.Argument(..., help="Run directory."),
+    compare: list[str] = typer.Option(
+        [], "--compare", help="TITLE:INPUT_DIR:OUTPUT_DIR — show inputs beside outputs "
+        "(repeatable)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="HTML file (RUN/report.html)."),
+    limit: int = typer.Option(50, "--limit", help="Images per comparison."),
+) -> None:
+    """Write report.html: last losses, input/output tables, latest samples, config."""
+    with user_errors():
+        from translate.report import write_report
+
+        triples = []
+        for item in compare:
+            parts = item.split(":")
+            if len(parts) != 3:
+                raise TranslateError(f"--compare {item!r}: expected TITLE:INPUT_DIR:OUTPUT_DIR")
+            triples.append((parts[0], Path(parts[1]), Path(parts[2])))
+        path = write_report(run, out, triples, limit)
+        typer.echo(str(path))
+
+
 def main() -> None:
     app()

@@ -219,6 +219,7 @@ def test_linear_decay_factors() -> None:
     seen = []
     for _ in range(7):
         seen.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradients: a no-op, in the order PyTorch expects
         scheduler.step()
     expected = [0.1 * f for f in (1, 1, 1, 1 - 1 / 5, 1 - 2 / 5, 1 - 3 / 5, 1 - 4 / 5)]
     assert seen == pytest.approx(expected, rel=1e-12)
@@ -299,7 +300,7 @@ def test_overfits_a_single_pair(tmp_path: Path) -> None:
     for key in ("cycle_A", "cycle_B"):
         first = lines[0][key]
         last = float(np.mean([x[key] for x in lines[-5:]]))
-        # Measured over seeds: last / first ≈ 0.10–0.16 after 100 steps at lr 1e-3.
+        # Measured (3 data seeds × 2 training seeds): last / first = 0.10–0.15.
         assert last < 0.3 * first, (key, first, last)
 
 
@@ -309,26 +310,20 @@ def test_overfits_a_single_pair(tmp_path: Path) -> None:
 def assert_same_tree(a: Any, b: Any, where: str = "state") -> None:
     """Equal nested dicts/lists; tensors compared bitwise."""
     if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
+        same = isinstance(b, torch.Tensor) and torch.equal(a, b)
+        assert same, f"{where} differs"
     elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
+        same = isinstance(b, dict) and set(a) == set(b)
+        assert same, f"{where}: keys differ"
         for k in a:
             assert_same_tree(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths differ"
+        same = isinstance(b, (list, tuple)) and len(a) == len(b)
+        assert same, f"{where}: lengths differ"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same_tree(x, y, f"{where}[{i}]")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
-
-
-def _train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        translate_cmd("train", "cyclegan", "-q", *args),
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.mark.parametrize(
@@ -339,22 +334,28 @@ def _train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def test_resume_in_a_fresh_process_is_bitwise_identical(
     root: Path, tmp_path: Path, extra: list[str]
 ) -> None:
-    sets = [a for s in [*TINY, f"data.root={root}", "train.log_every=2", *extra]
-            for a in ("--set", s)]
-    _train(tmp_path, "--out", "straight", *sets, "--set", "train.steps=12")
-    _train(tmp_path, "--out", "split", *sets, "--set", "train.steps=6")
-    rest = _train(tmp_path, "--out", "split", "--resume", "--set", "train.steps=12")
+    """8 steps straight == 4 steps, then 4 more resumed by `translate train --resume` in a new
+    process. With pool_size 2 the pools are full and swapping (drawing from the RNG) by step 4."""
+    for name, steps in (("straight", 8), ("split", 4)):
+        cfg, task = build(root, "train.log_every=2", *extra, f"train.steps={steps}")
+        fit(task, cfg.train, tmp_path / name, cfg, show_progress=False)
+    rest = subprocess.run(
+        translate_cmd("train", "cyclegan", "--out", "split", "--resume", "-q",
+                      "--set", "train.steps=8"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert rest.returncode == 0, rest.stderr
     assert "resuming" in rest.stderr
     straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
     split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
-    assert straight["step"] == split["step"] == 12
+    assert straight["step"] == split["step"] == 8
     pools = straight["extra"]
-    expected = 2 if extra else 12  # batch size 1: one fake per domain per step
+    expected = 2 if extra else 8  # batch size 1: one fake per domain per step
     assert [len(pools[p]["images"]) for p in ("pool_A", "pool_B")] == [expected, expected]
     # Everything: networks (and EMA copies), optimizers, RNG states, pools, position.
     assert_same_tree(straight, split)
     steps = [x["step"] for x in metrics(tmp_path / "split")]
-    assert steps == [2, 4, 6, 8, 10, 12]
+    assert steps == [2, 4, 6, 8]
 
 
 # ── Samples and memory format.
@@ -371,14 +372,17 @@ def test_sample_grid_file_size(root: Path, tmp_path: Path) -> None:
 
 
 def test_channels_last_gives_the_same_losses(root: Path) -> None:
+    """NHWC is a layout, not a model change: the same seed gives the same losses, also after
+    the first updates (step 1's losses come before any update, so they alone would not show
+    wrong gradients)."""
     runs = {}
     for flag in ("false", "true"):
         _, task = build(root, f"train.channels_last={flag}")
         precision = Precision("fp32", CPU)
-        runs[flag] = [task.train_step(batch_of(task, i), precision) for i in range(2)]
+        runs[flag] = [task.train_step(batch_of(task, i), precision) for i in range(3)]
         weight = next(task.G_AB.parameters())
         assert weight.is_contiguous(memory_format=torch.channels_last) == (flag == "true")
-    for plain, nhwc in zip(runs["false"], runs["true"], strict=True):
+    for step, (plain, nhwc) in enumerate(zip(runs["false"], runs["true"], strict=True), 1):
         assert set(plain) == set(nhwc) == ALL_LOSSES
         for key in plain:
-            assert nhwc[key] == pytest.approx(plain[key], abs=1e-4), key
+            assert nhwc[key] == pytest.approx(plain[key], abs=1e-4), (step, key)

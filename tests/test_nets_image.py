@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from translate.nets.layers import (
+    InstanceNorm,
     ResidualBlock,
     crop_to,
     init_weights,
@@ -198,7 +199,7 @@ def _dead_biases(net: nn.Module) -> set[str]:
         kids = list(seq.named_children())
         for (cname, conv), (_, nxt) in pairwise(kids):
             if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(
-                nxt, nn.InstanceNorm2d
+                nxt, InstanceNorm
             ):
                 dead.add(f"{name}.{cname}.bias".lstrip("."))
     return dead
@@ -257,8 +258,20 @@ def test_init_weights_sets_norm_scales_and_spectral_originals():
 
 def test_instance_norm_is_affine_free_like_the_reference():
     layer = norm_layer("instance", 8)
-    assert isinstance(layer, nn.InstanceNorm2d) and n_params(layer) == 0
-    assert not layer.track_running_stats
+    assert isinstance(layer, InstanceNorm) and n_params(layer) == 0
+    assert not layer.affine and layer.num_groups == 8 and not list(layer.buffers())
+    x = torch.randn(2, 8, 5, 7)
+    torch.testing.assert_close(layer(x), nn.functional.instance_norm(x), rtol=0, atol=1e-5)
+
+
+def test_instance_norm_gradient_is_right_for_channels_last_at_batch_1():
+    # torch.nn.InstanceNorm2d gets this wrong on CPU (torch 2.14.1); ours must not.
+    x = torch.randn(1, 8, 8, 8, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(1, 8, 8, 8, dtype=torch.float64)
+    layer = norm_layer("instance", 8)
+    (plain,) = torch.autograd.grad(layer(x), x, g)
+    (nhwc,) = torch.autograd.grad(layer(x), x, g.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(plain, nhwc)
     assert isinstance(norm_layer("none", 8), nn.Identity)
     with pytest.raises(ValueError, match="unknown norm 'group'"):
         norm_layer("group", 8)

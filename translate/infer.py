@@ -178,6 +178,26 @@ def _batches(loader: DataLoader, batch_size: int, report: InferReport
         yield pending
 
 
+def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport
+               ) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Results (H, W, 3) for a batch. If the model fails on it (e.g. an image too small for its
+    downsampling), each image is retried alone and the ones that still fail are recorded."""
+    x = torch.stack([item["pixels"] for item in batch])
+    if pipeline.device.type == "cuda":
+        x = x.pin_memory()
+    try:
+        y = pipeline(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+        return list(zip(batch, y, strict=True))
+    except (RuntimeError, ValueError) as e:
+        if len(batch) > 1:
+            return [r for item in batch for r in _run_model(pipeline, [item], report)]
+        h, w = batch[0]["pixels"].shape[-2:]
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        report.failures.append({"path": str(batch[0]["job"].src),
+                                "reason": f"the model cannot process this {w}×{h} image: {reason}"})
+        return []
+
+
 def _write(item: dict[str, Any], result: np.ndarray) -> None:
     """result: (H, W, 3) float in [0, 1] → the input's channels and bit depth (alpha kept)."""
     pixels = from_float(result, item["bit_depth"])
@@ -207,11 +227,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     pending: list[tuple[Future, _Job]] = []
     with ThreadPoolExecutor(max_workers=2) as writers, (progress if show_progress else _Quiet()):
         for batch in _batches(loader, batch_size, report):
-            x = torch.stack([item["pixels"] for item in batch])
-            if pipeline.device.type == "cuda":
-                x = x.pin_memory()
-            y = pipeline(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
-            for item, result in zip(batch, y, strict=True):
+            for item, result in _run_model(pipeline, batch, report):
                 pending.append((writers.submit(_write, item, result), item["job"]))
             # Bound the results waiting to be written, so memory stays flat.
             while len(pending) > 4 * batch_size:

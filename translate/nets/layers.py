@@ -15,6 +15,20 @@ def _check_norm(kind: str) -> None:
         raise ValueError(f"unknown norm {kind!r}; expected one of {', '.join(NORMS)}")
 
 
+class InstanceNorm(nn.GroupNorm):
+    """Instance normalisation with no affine parameters and no running statistics (CycleGAN's).
+
+    Computed as GroupNorm with one channel per group, which is the same function (each channel of
+    each image normalised over its H × W). Two reasons not to use ``nn.InstanceNorm2d``: in torch
+    2.14.1 its CPU backward gives wrong input gradients when the incoming gradient is
+    channels_last at batch size 1 (CycleGAN's default batch), and ``group_norm`` is about 3×
+    faster on CPU. No parameters or buffers either way, so state dicts are unchanged.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__(channels, channels, eps=eps, affine=False)
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """Return the 2-D normalisation layer named ``kind`` for ``channels`` feature maps.
 
@@ -28,7 +42,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     """
     _check_norm(kind)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm(channels)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     return nn.Identity()

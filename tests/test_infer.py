@@ -1,0 +1,300 @@
+"""`translate infer` and TranslationPipeline on a tiny trained CycleGAN: sizes, names, modes and
+bit depths kept; batching-invariant numerics; skip/overwrite; failures listed; bad input refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from translate.cli import app
+from translate.data.demo import build_demo
+from translate.infer import FAILURES, TranslationPipeline, run_folder
+from translate.io.images import read_image, write_image
+from translate.modelfile import load_model
+
+runner = CliRunner()
+TINY = [
+    "model.ngf=8",
+    "model.n_blocks=2",
+    "model.ndf=8",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "train.epochs=0",
+    "train.epochs_decay=0",
+    "train.steps=4",
+]
+OLD_NS = 1_000_000_000 * 1_000_000_000  # an mtime (2001) no run could give a file it writes
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def error_line(result) -> str:
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1, f"expected one line, got: {result.output!r}"
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_no_temp_files(folder: Path) -> None:
+    hidden = [p for p in folder.rglob("*") if p.name.startswith(".")]
+    assert not hidden, f"temp files left behind: {hidden}"
+
+
+def _rgb(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random smooth RGB image (JPEG-friendly)."""
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("infer")
+    build_demo(root / "demo", size=40, seed=0)
+    sets = [a for s in [*TINY, f"data.root={root / 'demo'}"] for a in ("--set", s)]
+    result = invoke("train", "cyclegan", "--out", root / "run", *sets, "-q")
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("infer-gan") / "gan"
+    result = invoke("train", "gan", "--out", out, "--set", "train.steps=2", "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def odd(tmp_path: Path) -> Path:
+    """A folder with odd-sized images, a subfolder, spaces and non-ASCII names."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    write_image(folder / "odd.png", _rgb(rng, 67, 131))
+    write_image(folder / "sub dir" / "été ñ 01.png", _rgb(rng, 50, 33))
+    return folder
+
+
+# ── Sizes, names, formats.
+
+
+def test_outputs_keep_size_names_and_subfolders(run: Path, odd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("infer", run, odd, out, "-q")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == {"odd.png", "sub dir/été ñ 01.png"}
+    for name, size in [("odd.png", (131, 67)), ("sub dir/été ñ 01.png", (33, 50))]:
+        with Image.open(out / name) as im, Image.open(odd / name) as src:
+            assert (im.format, im.mode, im.size) == ("PNG", "RGB", size)
+            assert not np.array_equal(np.asarray(im), np.asarray(src))  # the model ran
+    assert "2 written, 0 already there, 0 failed" in result.output
+    assert_no_temp_files(out)
+
+
+def test_ext_changes_the_format(run: Path, odd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("infer", run, odd, out, "--ext", "jpg", "-q")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == {"odd.jpg", "sub dir/été ñ 01.jpg"}
+    with Image.open(out / "odd.jpg") as im:
+        assert (im.format, im.size) == ("JPEG", (131, 67))
+
+
+def test_a_single_image_as_input(run: Path, odd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "single"
+    result = invoke("infer", run, odd / "sub dir" / "été ñ 01.png", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == {"été ñ 01.png"}
+    with Image.open(out / "été ñ 01.png") as im:
+        assert im.size == (33, 50)
+
+
+def test_gray_alpha_and_16_bit_are_kept(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_image(folder / "gray.png", _rgb(rng, 36, 44)[..., 0])
+    alpha = rng.integers(0, 256, (36, 44), dtype=np.uint8)
+    alpha[0, :4] = [0, 1, 254, 255]
+    write_image(folder / "rgba.png", _rgb(rng, 36, 44), alpha=alpha)
+    deep = rng.integers(0, 65536, (36, 44, 3), dtype=np.uint16)
+    write_image(folder / "deep.png", deep, bit_depth=16)
+    write_image(folder / "deep_gray.png", deep[..., 1], bit_depth=16)
+    assert read_image(folder / "deep.png").bit_depth == 16  # the input really is 16-bit
+
+    result = invoke("infer", run, folder, out, "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "gray.png") as im:
+        assert (im.mode, im.size) == ("L", (44, 36))
+    rgba = read_image(out / "rgba.png")
+    assert rgba.array.shape == (36, 44, 3) and rgba.alpha is not None
+    assert np.array_equal(rgba.alpha, alpha)
+    for name, channels in [("deep.png", 3), ("deep_gray.png", 1)]:
+        image = read_image(out / name)
+        assert image.bit_depth == 16 and image.array.dtype == np.uint16, name
+        assert image.array.shape == (36, 44, channels), name
+        assert image.array.max() > 255, name
+        # Not 8-bit values scaled up (x * 257): real 16-bit resolution.
+        assert np.any(image.array % 257 != 0), name
+
+
+# ── The pipeline's numerics.
+
+
+def test_batching_does_not_change_results(run: Path) -> None:
+    model = load_model(run, task="cyclegan")
+    pipeline = TranslationPipeline(model, "a2b", "cpu", "fp32")
+    x = torch.rand(3, 3, 30, 42, generator=torch.Generator().manual_seed(0))  # padded to 32 × 44
+    y = pipeline(x)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    alone = torch.cat([pipeline(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(y, alone, atol=1e-5, rtol=0)
+
+
+def test_b2a_runs_g_ba(run: Path) -> None:
+    model = load_model(run, task="cyclegan")
+    a2b = TranslationPipeline(model, "a2b", "cpu", "fp32")
+    b2a = TranslationPipeline(model, "b2a", "cpu", "fp32")
+    x = torch.rand(2, 3, 32, 36, generator=torch.Generator().manual_seed(1))  # no padding needed
+    with torch.no_grad():
+        expected = ((model.networks["G_BA"](x * 2 - 1) + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(b2a(x), expected, atol=1e-6, rtol=0)
+    assert float((a2b(x) - b2a(x)).abs().max()) > 1e-3
+
+
+# ── Skip, overwrite, failures.
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def _age(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            os.utime(p, ns=(OLD_NS, OLD_NS))
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(run: Path, odd: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert invoke("infer", run, odd, out, "-q").exit_code == 0
+    _age(out)
+    again = invoke("infer", run, odd, out, "-q")
+    assert again.exit_code == 0, again.output
+    assert "0 written, 2 already there" in again.output
+    assert set(_mtimes(out).values()) == {OLD_NS}
+    report = run_folder(TranslationPipeline(load_model(run), "a2b", "cpu", "fp32"), odd, out,
+                        show_progress=False)
+    assert (report.total, report.skipped_existing, report.written) == (2, 2, 0)
+    assert set(_mtimes(out).values()) == {OLD_NS}
+
+    redo = invoke("infer", run, odd, out, "--overwrite", "-q")
+    assert redo.exit_code == 0, redo.output
+    assert "2 written, 0 already there" in redo.output
+    mtimes = _mtimes(out)
+    assert set(mtimes) == {"odd.png", "sub dir/été ñ 01.png"}
+    assert OLD_NS not in mtimes.values()
+    assert_no_temp_files(out)
+
+
+def _truncated_jpeg(rng: np.random.Generator) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(rng, 64, 64)).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+def test_bad_files_are_listed_and_the_rest_is_written(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_image(folder / "good1.png", _rgb(rng, 40, 44))
+    write_image(folder / "sub" / "good2.jpg", _rgb(rng, 36, 52))
+    (folder / "sub" / "corrupt.jpg").write_bytes(_truncated_jpeg(rng))
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image\n")
+
+    result = invoke("infer", run, folder, out, "-q")
+    assert result.exit_code == 1, result.output
+    assert files_under(out) == {"good1.png", "sub/good2.jpg", FAILURES}
+    failures = [json.loads(x) for x in (out / FAILURES).read_text("utf-8").splitlines()]
+    reasons = {Path(f["path"]).relative_to(folder).as_posix(): f["reason"] for f in failures}
+    assert len(failures) == 3
+    assert set(reasons) == {"sub/corrupt.jpg", "empty.png", "notes.png"}
+    assert reasons["empty.png"] == "empty file"
+    assert reasons["notes.png"].startswith("not an image")
+    assert reasons["sub/corrupt.jpg"].startswith("truncated or corrupt")
+    assert "2 written, 0 already there, 3 failed" in result.output
+    assert_no_temp_files(out)
+
+    for name in ("sub/corrupt.jpg", "empty.png", "notes.png"):
+        (folder / name).unlink()
+    clean = invoke("infer", run, folder, out, "-q")
+    assert clean.exit_code == 0, clean.output
+    assert files_under(out) == {"good1.png", "sub/good2.jpg"}  # failures.jsonl removed
+
+
+def test_image_too_small_for_the_network_is_a_failure_not_a_crash(run: Path, tmp_path: Path):
+    """A 4 × 4 image reaches the ResNet bottleneck at 1 × 1, which InstanceNorm/ReflectionPad
+    cannot take; that file must be listed in failures.jsonl while the others are written."""
+    rng = np.random.default_rng(3)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_image(folder / "a_good.png", _rgb(rng, 40, 44))
+    write_image(folder / "b_tiny.png", _rgb(rng, 4, 4))
+    write_image(folder / "c_good.png", _rgb(rng, 40, 44))
+    result = invoke("infer", run, folder, out, "-q")
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert result.exit_code == 1, result.output
+    assert files_under(out) == {"a_good.png", "c_good.png", FAILURES}
+    [failure] = [json.loads(x) for x in (out / FAILURES).read_text("utf-8").splitlines()]
+    assert Path(failure["path"]).name == "b_tiny.png"
+
+
+# ── Bad input: one line, exit 1, nothing written.
+
+
+def test_model_of_another_task_is_refused(gan_run: Path, odd: Path, tmp_path: Path) -> None:
+    result = invoke("infer", gan_run, odd, tmp_path / "out")
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert "holds a 'gan' model" in line and "cyclegan" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_direction_names_the_directions(run: Path, odd: Path, tmp_path: Path) -> None:
+    result = invoke("infer", run, odd, tmp_path / "out", "--direction", "c2d")
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert "'c2d'" in line and "a2b, b2a" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_inside_input_is_refused(run: Path, odd: Path) -> None:
+    before = files_under(odd)
+    result = invoke("infer", run, odd, odd / "translated")
+    assert result.exit_code == 1
+    assert "is inside the input folder" in error_line(result)
+    assert not (odd / "translated").exists()
+    assert files_under(odd) == before
+
+
+def test_missing_input_and_missing_model(run: Path, odd: Path, tmp_path: Path) -> None:
+    result = invoke("infer", run, tmp_path / "nope", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "input not found" in error_line(result)
+    result = invoke("infer", tmp_path / "no-model", odd, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "model not found" in error_line(result)
+    assert not (tmp_path / "out").exists()

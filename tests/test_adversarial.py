@@ -183,3 +183,13 @@ def test_low_precision_step_runs_under_autocast_on_cpu(name: str, dtype: torch.d
     assert all(p.dtype == torch.float32 for p in task.G.parameters())  # master weights stay fp32
     if name == "fp16":
         assert precision.state_dict()["scale"] > 0
+
+
+def test_nan_gradients_of_a_finite_loss_are_never_applied() -> None:
+    task = ToyTask()
+    g0 = task.G.weight.detach().clone()
+    task.G.weight.register_hook(lambda grad: grad * float("nan"))
+    with pytest.raises(NonFiniteLoss, match="non-finite gradients"):
+        adversarial_step(task, torch.randn(8, 4), Precision("fp32", torch.device("cpu")))
+    assert torch.equal(task.G.weight, g0)
+    assert all(p.grad is None for p in task.G.parameters())

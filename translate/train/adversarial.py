@@ -105,10 +105,12 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.scale(loss).backward()
         distributed.average_gradients(optimizer)  # no-op in a single process
-        self.scaler.step(optimizer)  # skips the update if fp16 gradients overflowed
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.scaler.step(optimizer)  # fp16: skips the update if the gradients overflowed
         self._stepped = True
 
     def update(self) -> None:
@@ -129,12 +131,12 @@ class Precision:
 
 
 class NonFiniteLoss(ArithmeticError):
-    """A loss was NaN or infinite; that update was not applied."""
+    """A loss, or the gradients of a finite loss, was NaN or infinite; that update was skipped."""
 
-    def __init__(self, losses: dict[str, float]):
+    def __init__(self, losses: dict[str, float], what: str = "loss"):
         self.losses = losses
         shown = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        super().__init__(f"non-finite loss ({shown})")
+        super().__init__(f"non-finite {what} ({shown})")
 
 
 class AdversarialTask(Protocol):
@@ -193,7 +195,16 @@ def _optimize(
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteLoss(values)
     optimizer.zero_grad(set_to_none=True)
-    precision.backward_and_step(total, optimizer)
+    precision.backward(total, optimizer)
+    # A finite loss can still give NaN/inf gradients (e.g. a faulty low-precision kernel). fp16's
+    # GradScaler skips such updates itself; for fp32/bf16 check here, so they are never applied.
+    if not precision.scaler.is_enabled():
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+        if not distributed.all_agree(finite, total.device):
+            optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLoss(values, what="gradients")
+    precision.step(optimizer)
     return values
 
 

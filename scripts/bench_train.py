@@ -1,0 +1,531 @@
+"""CycleGAN training throughput, side by side in one run: precision × channels_last × compile.
+
+Each configuration builds the project's real ``CycleGanTask`` (from ``load_config("cyclegan")``
+over a tiny generated dataset) and times ``task.train_step(batch, precision)`` — the adversarial
+core's D step and G step with every CycleGAN loss, the image pools and both Adam updates — on one
+fixed batch already on the device. Data loading is excluded. Warm-up steps (compilation, oneDNN /
+cuDNN set-up) are excluded; the clock is read after ``torch.cuda.synchronize()`` on a GPU. All
+configurations are built first, then timed in interleaved rounds (one step of each per round), so
+that a change in the machine's load falls on all of them alike.
+
+Per configuration it reports s/step (median of the timed steps), image pairs/s, the speedup over
+the first configuration, model FLOPs per step (``FlopCounterMode`` over one full training step:
+forward and backward of both generators and both discriminators; precision, memory format and
+compilation do not change it), achieved TFLOP/s and, on a known GPU, MFU against a stated peak.
+
+"Equal quality": after timing, every configuration is reset to the same seeded initial weights,
+fresh optimizers and empty pools, and runs ``--check-steps`` identical steps on the same batch; the
+named losses are compared with the first configuration's (max absolute difference), and the
+weights must still be finite afterwards (the core checks losses only, so a step with finite losses
+but NaN gradients would otherwise pass unnoticed).
+
+Defaults: 3 timed steps after 1 warm-up on CPU, 30 after 5 on CUDA; compiled configs get at least
+``--compile-warmup`` (2) warm-up steps.
+
+    python scripts/bench_train.py                      # 256², batch 1, ResNet-9 (minutes on CPU)
+    python scripts/bench_train.py --quick              # a smoke run in seconds
+    python scripts/bench_train.py --configs fp32,bf16+cl+compile --steps 20 --warmup 5 --json t.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+from torch.utils.flop_counter import FlopCounterMode
+
+# Benchmark the checkout this script lives in, whichever copy the environment has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import translate  # noqa: E402
+from translate.config import load_config  # noqa: E402
+from translate.io.images import write_image  # noqa: E402
+from translate.train.adversarial import Precision  # noqa: E402
+from translate.train.cyclegan import CycleGanTask  # noqa: E402
+from translate.train.loop import resolve_device, seed_everything  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+# Dense peak TFLOP/s by device-name substring (first match wins), from the vendors' data sheets.
+# "tf32" is what fp32 convolutions get when cuDNN may use TF32 (PyTorch's default for convs).
+PEAKS: list[tuple[str, dict[str, float]]] = [
+    ("H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0}),
+    ("H100 NVL", {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
+    ("H100", {"bf16": 989.0, "fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),  # SXM
+    ("H200", {"bf16": 989.0, "fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),
+    ("A100", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+]
+
+
+@dataclass
+class Setting:
+    label: str
+    precision: str
+    channels_last: bool
+    compile: bool
+
+
+@dataclass
+class Result:
+    label: str
+    precision: str = ""
+    channels_last: bool = False
+    compile: bool = False
+    status: str = "ok"
+    step_seconds: list[float] = field(default_factory=list)
+    warmup_seconds: list[float] = field(default_factory=list)
+    build_seconds: float = 0.0
+    s_per_step: float | None = None
+    pairs_per_s: float | None = None
+    speedup: float | None = None
+    tflops: float | None = None
+    mfu: float | None = None
+    peak_name: str | None = None
+    cuda_peak_mib: float | None = None
+    check_losses: list[dict[str, float]] = field(default_factory=list)
+    max_loss_diff: float | None = None
+    max_loss_diff_name: str | None = None
+
+
+def parse_settings(text: str) -> list[Setting]:
+    settings = []
+    for label in (s.strip() for s in text.split(",")):
+        if not label:
+            continue
+        precision, cl, comp = "fp32", False, False
+        for token in label.split("+"):
+            if token in PRECISIONS:
+                precision = token
+            elif token in ("cl", "channels_last"):
+                cl = True
+            elif token == "compile":
+                comp = True
+            else:
+                raise SystemExit(f"--configs: unknown part {token!r} in {label!r} "
+                                 f"(use {', '.join(PRECISIONS)}, cl, compile joined by '+')")
+        settings.append(Setting(label, precision, cl, comp))
+    if not settings:
+        raise SystemExit("--configs: no configuration given")
+    return settings
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "translate": str(Path(translate.__file__).parent),
+        "device": str(device),
+        "device_name": cpu_model(),
+        "load_average_start": list(os.getloadavg()),
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+    else:
+        info["mkldnn"] = torch.backends.mkldnn.is_available()
+    return info
+
+
+def peak_for(device: torch.device, precision: str) -> tuple[float | None, str | None]:
+    """(peak TFLOP/s, its name) for MFU; None on CPU or an unknown GPU."""
+    if device.type != "cuda":
+        return None, None
+    name = torch.cuda.get_device_name(device)
+    kind = precision
+    if precision == "fp32" and torch.backends.cudnn.allow_tf32:
+        kind = "tf32"  # the networks are all convolutions, which then run on TF32 tensor cores
+    for key, peaks in PEAKS:
+        if key in name:
+            return peaks[kind], f"{key} {kind} dense {peaks[kind]:g} TF/s"
+    return None, None
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_dataset(root: Path, size: int, n: int, seed: int) -> None:
+    """``n`` random images per domain: smooth colour fields plus noise, as uint8 PNG."""
+    rng = np.random.default_rng(seed)
+    for domain in ("trainA", "trainB"):
+        for i in range(n):
+            coarse = rng.random((size // 8 + 1, size // 8 + 1, 3), dtype=np.float32)
+            smooth = np.kron(coarse, np.ones((8, 8, 1), np.float32))[:size, :size]
+            noisy = np.clip(smooth + 0.1 * rng.standard_normal(smooth.shape), 0, 1)
+            write_image(root / domain / f"{i:03d}.png", noisy.astype(np.float32))
+
+
+def build(args: argparse.Namespace, s: Setting, root: Path, device: torch.device) -> CycleGanTask:
+    cfg = load_config("cyclegan", overrides=[
+        f"data.root={root}",
+        f"data.load_size={args.size}",
+        f"data.crop_size={args.size}",
+        "data.flip=false",
+        f"model.ngf={args.ngf}",
+        f"model.n_blocks={args.n_blocks}",
+        f"model.ndf={args.ndf}",
+        f"train.batch_size={args.batch}",
+        f"train.precision={s.precision}",
+        f"train.channels_last={str(s.channels_last).lower()}",
+        f"train.compile={str(s.compile).lower()}",
+        f"train.seed={args.seed}",
+        "train.epochs=0",  # steps mode: no learning-rate schedulers
+    ])
+    seed_everything(args.seed)  # identical initial weights for every configuration
+    return CycleGanTask(cfg, device)
+
+
+def fixed_batch(task: CycleGanTask, batch: int) -> dict[str, Any]:
+    items = [task.dataset.item(i % len(task.dataset), epoch=0) for i in range(batch)]
+    return task.to_device(default_collate(items))
+
+
+def snapshot(task: CycleGanTask) -> dict[str, Any]:
+    return {
+        "nets": {k: {n: t.detach().cpu().clone() for n, t in net.state_dict().items()}
+                 for k, net in task.networks().items()},
+        "opts": {k: opt.state_dict() for k, opt in task.optimizers().items()},
+    }
+
+
+def restore(task: CycleGanTask, snap: dict[str, Any]) -> None:
+    for k, net in task.networks().items():
+        net.load_state_dict(snap["nets"][k])  # copies in place: memory format is kept
+    for k, opt in task.optimizers().items():
+        opt.load_state_dict(snap["opts"][k])  # empty Adam state, as at construction
+    task.load_extra_state({})  # empty image pools
+
+
+class StepFailed(RuntimeError):
+    """A training step raised; the message names the networks left with non-finite weights."""
+
+
+def nonfinite_nets(task: CycleGanTask) -> list[str]:
+    return [name for name, net in task.networks().items()
+            if any(not bool(torch.isfinite(p).all()) for p in net.parameters())]
+
+
+def step(task: CycleGanTask, batch: dict[str, Any], precision: Precision) -> dict[str, float]:
+    """One real training step; a failure says which networks hold non-finite weights, since the
+    core checks the losses only: a step with finite losses but NaN gradients is applied."""
+    try:
+        return task.train_step(batch, precision)
+    except Exception as e:
+        bad = nonfinite_nets(task)
+        if bad:
+            raise StepFailed(f"{first_line(e, 80)}; non-finite weights in {', '.join(bad)}"
+                             ) from e
+        raise
+
+
+def timed_step(task: CycleGanTask, batch: dict[str, Any], precision: Precision,
+               device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    step(task, batch, precision)
+    sync(device)
+    return time.perf_counter() - start
+
+
+@dataclass
+class Live:
+    """A built configuration: its task, precision, fixed batch and initial state."""
+
+    setting: Setting
+    result: Result
+    task: CycleGanTask
+    precision: Precision
+    batch: dict[str, Any]
+    initial: dict[str, Any]
+
+
+def prepare(args: argparse.Namespace, s: Setting, root: Path, device: torch.device) -> Live:
+    """Build one configuration and run its warm-up steps (compilation happens here)."""
+    r = Result(s.label, s.precision, s.channels_last, s.compile)
+    base = 0
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    started = time.perf_counter()
+    task = build(args, s, root, device)
+    r.build_seconds = time.perf_counter() - started
+    precision = Precision(s.precision, device)
+    r.precision = precision.name
+    batch = fixed_batch(task, args.batch)
+    live = Live(s, r, task, precision, batch, snapshot(task))
+    warmup = max(args.warmup, args.compile_warmup) if s.compile else args.warmup
+    for i in range(warmup):
+        r.warmup_seconds.append(timed_step(task, batch, precision, device))
+        print(f"  {s.label}: warm-up {i + 1}/{warmup} {r.warmup_seconds[-1]:.2f} s", flush=True)
+    if device.type == "cuda" and warmup:
+        # This configuration's own peak: what the others hold was there before it was built.
+        r.cuda_peak_mib = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return live
+
+
+def check(args: argparse.Namespace, live: Live, count_flops: bool) -> int | None:
+    """Equal quality: the same seeded start, the same batch, the same RNG stream."""
+    restore(live.task, live.initial)
+    seed_everything(args.seed)
+    flops = None
+    for i in range(args.check_steps):
+        if count_flops and i == 0:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                live.result.check_losses.append(step(live.task, live.batch, live.precision))
+            flops = counter.get_total_flops()
+        else:
+            live.result.check_losses.append(step(live.task, live.batch, live.precision))
+    bad = nonfinite_nets(live.task)
+    if bad:  # finite losses, NaN gradients: the update was applied anyway
+        live.result.status = f"non-finite weights after check step(s) in {', '.join(bad)}"
+    return flops
+
+
+def failed(s: Setting, e: BaseException) -> str:
+    print(f"  {s.label} failed:\n{traceback.format_exc(limit=3)}", flush=True)
+    return f"{'compile: ' if s.compile else ''}failed ({first_line(e)})"
+
+
+def run_all(args: argparse.Namespace, settings: list[Setting], root: Path,
+            device: torch.device) -> tuple[list[Result], int | None]:
+    """Build and warm every configuration, then time them in interleaved rounds (one step of
+    each per round), so that a change in the machine's load hits all of them alike."""
+    results: list[Result] = []
+    lives: list[Live] = []
+    for s in settings:
+        print(f"[{s.label}] build + warm-up", flush=True)
+        try:
+            lives.append(prepare(args, s, root, device))
+            results.append(lives[-1].result)
+        except Exception as e:  # e.g. torch.compile without a working backend here
+            results.append(Result(s.label, s.precision, s.channels_last, s.compile,
+                                  status=failed(s, e)))
+    for i in range(args.steps):
+        for live in list(lives):
+            try:
+                t = timed_step(live.task, live.batch, live.precision, device)
+            except Exception as e:
+                live.result.status = failed(live.setting, e)
+                lives.remove(live)
+                continue
+            live.result.step_seconds.append(t)
+            print(f"  round {i + 1}/{args.steps} {live.setting.label}: {t:.3f} s", flush=True)
+    flops = None
+    print("equal-quality check steps", flush=True)
+    for live in lives:
+        try:
+            counted = check(args, live, count_flops=flops is None and not live.setting.compile)
+            flops = counted if counted is not None else flops
+        except Exception as e:
+            live.result.status = failed(live.setting, e)
+    if flops is None and lives:
+        # Only compiled configs ran: count on an eager fp32 step (same model, same FLOPs).
+        plain = prepare(argparse.Namespace(**{**vars(args), "warmup": 0, "compile_warmup": 0}),
+                        Setting("flops", "fp32", False, False), root, device)
+        flops = check(argparse.Namespace(**{**vars(args), "check_steps": 1}), plain, True)
+    return results, flops
+
+
+def release(device: torch.device) -> None:
+    torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    text = text if isinstance(e, StepFailed) else f"{type(e).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summarise(results: list[Result], flops: int | None, batch: int, device: torch.device) -> None:
+    base = next((r for r in results if r.status == "ok"), None)
+    for r in results:
+        if r.status != "ok" or not r.step_seconds:
+            continue
+        r.s_per_step = statistics.median(r.step_seconds)
+        r.pairs_per_s = batch / r.s_per_step
+        if base is not None and base.s_per_step:
+            r.speedup = base.s_per_step / r.s_per_step
+        if flops:
+            r.tflops = flops / r.s_per_step / 1e12
+            peak, r.peak_name = peak_for(device, r.precision)
+            if peak:
+                r.mfu = r.tflops / peak
+        if base is not None and base.check_losses and r.check_losses:
+            worst, name = 0.0, None
+            for ref_step, step in zip(base.check_losses, r.check_losses, strict=True):
+                for k, v in ref_step.items():
+                    d = abs(step.get(k, float("nan")) - v)
+                    if not d <= worst:  # NaN counts as worst
+                        worst, name = d, k
+            r.max_loss_diff, r.max_loss_diff_name = worst, name
+
+
+def fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(results: list[Result], header: dict[str, Any], args: argparse.Namespace,
+                flops: int | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=160)
+    dev = f"{header['device']} ({header['device_name']})"
+    title = (f"CycleGAN train step, {args.size}x{args.size}, batch {args.batch}, "
+             f"ngf {args.ngf}, {args.n_blocks} blocks, ndf {args.ndf} — {dev}")
+    table = Table(title=title, title_justify="left")
+    for col in ("config", "1st warm-up s", "s/step", "min–max s", "pairs/s", "speedup",
+                "TFLOP/s", "MFU",
+                "CUDA peak MiB", "max |Δloss| vs first", "status"):
+        table.add_column(col, justify="left" if col in ("config", "status") else "right")
+    for r in results:
+        spread = (f"{min(r.step_seconds):.3f}–{max(r.step_seconds):.3f}"
+                  if r.step_seconds else "-")
+        diff = "-" if r.max_loss_diff is None else f"{r.max_loss_diff:.2e} ({r.max_loss_diff_name})"
+        first = r.warmup_seconds[0] if r.warmup_seconds else None
+        table.add_row(r.label, fmt(first, ".2f"), fmt(r.s_per_step, ".3f"), spread,
+                      fmt(r.pairs_per_s, ".3f"),
+                      fmt(r.speedup, ".2f") + ("×" if r.speedup else ""), fmt(r.tflops, ".3f"),
+                      "-" if r.mfu is None else f"{100 * r.mfu:.1f}%",
+                      fmt(r.cuda_peak_mib, ".0f"), diff, r.status)
+    console.print(table)
+    gflop = "-" if flops is None else f"{flops / 1e9:.1f} GFLOP"
+    console.print(f"model FLOPs per training step (both G and both D, forward + backward; "
+                  f"FlopCounterMode): {gflop}")
+    peaks = sorted({r.peak_name for r in results if r.peak_name})
+    console.print("MFU peak: " + ("; ".join(peaks) if peaks else "none (CPU or unknown GPU)"))
+    console.print(f"s/step is the median of {args.steps} timed steps after {args.warmup} "
+                  f"warm-up step(s) ({max(args.warmup, args.compile_warmup)} for compiled "
+                  f"configs; the first includes compilation); configs are timed in "
+                  f"interleaved rounds; data loading excluded (one fixed batch on the device); "
+                  f"speedup = first config's s/step / this one's.")
+    if any(r.cuda_peak_mib is not None for r in results):
+        console.print("CUDA peak MiB: max_memory_allocated over the config's build + warm-up, "
+                      "less what was allocated before it was built.")
+    console.print(f"Δloss: largest |loss − first config's loss| over the named losses of "
+                  f"{args.check_steps} step(s) from the same seeded weights, batch and RNG.")
+    if results and results[0].check_losses:
+        ref = results[0].check_losses[-1]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in ref.items())
+        console.print(f"first config's losses (check step {len(results[0].check_losses)}): "
+                      f"{shown}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=256, help="square image side (multiple of 4)")
+    p.add_argument("--batch", type=int, default=1, help="image pairs per step")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--n-blocks", type=int, default=9)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per configuration (default: 3 on CPU, 30 on CUDA)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed steps first (default: 1 on CPU, 5 on CUDA)")
+    p.add_argument("--compile-warmup", type=int, default=2,
+                   help="warm-up steps for compiled configs (at least --warmup)")
+    p.add_argument("--check-steps", type=int, default=1,
+                   help="identical steps from the seeded start compared across configs")
+    p.add_argument("--configs", default="fp32,bf16,fp32+cl,bf16+cl,bf16+compile",
+                   help="comma-separated; each joins a precision (fp32, bf16, fp16, auto) "
+                        "with optional 'cl' (channels_last) and 'compile' by '+'")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke setting: size 64, ngf/ndf 16, 2 blocks, 2 steps, 1 warm-up")
+    args = p.parse_args()
+    if args.quick:  # new defaults; options given explicitly still win
+        p.set_defaults(size=64, ngf=16, ndf=16, n_blocks=2, steps=2, warmup=1)
+        args = p.parse_args()
+    if args.size % 4 or args.size < 32:
+        raise SystemExit("--size must be a multiple of 4 and at least 32 (PatchGAN needs room)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = parse_settings(args.configs)
+    if sum(s.compile for s in settings) > 1:
+        # All configs live in one process (interleaved timing); each compiled task adds its own
+        # guarded entries per forward, so allow what separate processes would each have had.
+        torch._dynamo.config.recompile_limit = 64
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    args.steps = args.steps if args.steps is not None else (30 if gpu else 3)
+    args.warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
+    if args.steps < 1 or args.warmup < 0 or args.check_steps < 1 or args.batch < 1:
+        raise SystemExit("--steps, --check-steps and --batch must be >= 1, --warmup >= 0")
+    header = machine(device)
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
+    busy = header["load_average_start"][0]
+    if device.type == "cpu" and busy > 0.5:
+        print(f"note: load average {busy:.2f} before starting — other processes share these "
+              f"{os.cpu_count()} cores; absolute times are inflated, interleaved ratios less so",
+              flush=True)
+    print(f"timing the real CycleGanTask.train_step (D step + G step, all CycleGAN losses, "
+          f"pools, Adam) on a fixed batch; data loading excluded. configs: "
+          f"{', '.join(s.label for s in settings)}", flush=True)
+
+    run_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        root = Path(tmp) / "data"
+        make_dataset(root, args.size, max(2, args.batch), args.seed)
+        results, flops = run_all(args, settings, root, device)
+    release(device)
+    header["load_average_end"] = list(os.getloadavg())
+    header["total_seconds"] = time.perf_counter() - run_started
+    summarise(results, flops, args.batch, device)
+    print_table(results, header, args, flops)
+    print(f"load average start {header['load_average_start']}, end "
+          f"{header['load_average_end']}; whole run {header['total_seconds']:.0f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "machine": header,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "flops_per_step": flops,
+            "results": [r.__dict__ for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -29,3 +30,21 @@ needs_mnist_test = pytest.mark.skipif(
     not (MNIST_TEST / "t10k-images-idx3-ubyte.gz").is_file(),
     reason=f"the MNIST test split is not at {MNIST_TEST} (../shared/data/mnist)",
 )
+
+
+_runner = CliRunner()
+
+
+def invoke(*args: object):
+    """Run the CLI in-process (Typer's CliRunner); arguments may be paths or numbers."""
+    from translate.cli import app
+
+    return _runner.invoke(app, [str(a) for a in args])
+
+
+def error_line(result) -> str:
+    """The single ``error: …`` line a failed command must print (and nothing else)."""
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1, f"expected one line, got: {result.output!r}"
+    assert lines[0].startswith("error: ")
+    return lines[0]

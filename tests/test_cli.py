@@ -8,14 +8,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import MNIST_TEST, needs_mnist_test
+from conftest import MNIST_TEST, error_line, invoke, needs_mnist_test
 from PIL import Image
-from typer.testing import CliRunner
 
 from translate import __version__
-from translate.cli import app
 
-runner = CliRunner()
 TINY = [
     "--set",
     "train.steps=20",
@@ -29,15 +26,6 @@ TINY = [
 ]
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1, f"expected one line, got: {result.output!r}"
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

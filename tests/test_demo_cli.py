@@ -9,26 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import error_line, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from translate.cli import app
 from translate.data.prep import REPORT_NAME, SPLITS
 
-runner = CliRunner()
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 COUNTS = {"trainA": 50, "trainB": 50, "testA": 10, "testB": 10}
 
 
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1, f"expected one line, got: {result.output!r}"
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -11,16 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import error_line, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from translate.cli import app
 from translate.data.demo import build_demo
 from translate.infer import FAILURES, TranslationPipeline, run_folder
 from translate.io.images import read_image, write_image
 from translate.modelfile import load_model
 
-runner = CliRunner()
 TINY = [
     "model.ngf=8",
     "model.n_blocks=2",
@@ -34,15 +32,6 @@ TINY = [
 OLD_NS = 1_000_000_000 * 1_000_000_000  # an mtime (2001) no run could give a file it writes
 
 
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1, f"expected one line, got: {result.output!r}"
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def files_under(folder: Path) -> set[str]:

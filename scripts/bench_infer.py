@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -40,20 +39,14 @@ import torch
 # Benchmark the checkout this script lives in, whichever copy the environment has installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import machine  # noqa: E402
+
 VARIANTS = ("naive", "pipeline")
 
 
 # ── Shared helpers.
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -279,26 +272,6 @@ def child(args: argparse.Namespace) -> None:
 # ── The parent: set up, run the children, compare, report.
 
 
-def machine(device_name: str) -> dict[str, Any]:
-    import translate
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "translate": str(Path(translate.__file__).parent),
-        "device": device_name,
-        "load_average_start": list(os.getloadavg()),
-    }
-    if device_name.startswith("cuda"):
-        info["device_name"] = torch.cuda.get_device_name(torch.device(device_name))
-        info["cuda"] = torch.version.cuda
-    else:
-        info["device_name"] = cpu_model()
-    return info
 
 
 def forward_args(args: argparse.Namespace) -> list[str]:
@@ -362,7 +335,7 @@ def main() -> None:
         raise SystemExit("--n, --batch-size and --repeat must be >= 1")
     precision = Precision(args.precision, device).name
     tol = args.tol if args.tol is not None else (1 if precision == "fp32" else 4)
-    header = machine(str(device))
+    header = machine(device)
     print("machine: " + ", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     busy = header["load_average_start"][0]
     if device.type == "cpu" and busy > 0.5:

@@ -33,7 +33,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -51,7 +50,8 @@ from torch.utils.flop_counter import FlopCounterMode
 # Benchmark the checkout this script lives in, whichever copy the environment has installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import translate  # noqa: E402
+from bench_common import machine  # noqa: E402
+
 from translate.config import load_config  # noqa: E402
 from translate.io.images import write_image  # noqa: E402
 from translate.train.adversarial import Precision  # noqa: E402
@@ -123,38 +123,8 @@ def parse_settings(text: str) -> list[Setting]:
     return settings
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "translate": str(Path(translate.__file__).parent),
-        "device": str(device),
-        "device_name": cpu_model(),
-        "load_average_start": list(os.getloadavg()),
-    }
-    if device.type == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
-        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
-    else:
-        info["mkldnn"] = torch.backends.mkldnn.is_available()
-    return info
 
 
 def peak_for(device: torch.device, precision: str) -> tuple[float | None, str | None]:

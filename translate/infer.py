@@ -10,6 +10,7 @@ file that fails is recorded (path + reason, in ``failures.jsonl``) while the run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -225,7 +226,8 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     progress = ui.progress_bar()
     bar = progress.add_task("infer", total=len(jobs), rate="", info="")
     pending: list[tuple[Future, _Job]] = []
-    with ThreadPoolExecutor(max_workers=2) as writers, (progress if show_progress else _Quiet()):
+    shown = progress if show_progress else contextlib.nullcontext()
+    with ThreadPoolExecutor(max_workers=2) as writers, shown:
         for batch in _batches(loader, batch_size, report):
             for item, result in _run_model(pipeline, batch, report):
                 pending.append((writers.submit(_write, item, result), item["job"]))
@@ -256,10 +258,3 @@ def _finish(future: Future, job: _Job, report: InferReport) -> None:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         report.failures.append({"path": str(job.src), "reason": f"cannot write output: {reason}"})
 
-
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

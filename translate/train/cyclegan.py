@@ -24,8 +24,7 @@ from translate.data.unaligned import UnalignedDataset
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.train.adversarial import adversarial_step, d_loss, g_loss
-from translate.train.loop import Task, linear_decay
-from translate.train.mnist import adam
+from translate.train.loop import Task, adam, linear_decay
 
 GRID_IMAGES = 3  # per domain in a training sample grid
 

@@ -7,6 +7,7 @@ must be right once: exact resume, atomic checkpoints, signals and non-finite los
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -143,6 +144,12 @@ def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, epochs_decay: in
         return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def adam(params: Any, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam from the train config; the fused kernel on CUDA, the default (foreach) on CPU."""
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                            fused=True if device.type == "cuda" else None)
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -375,7 +382,7 @@ def fit(
         progress = ui.progress_bar()
         bar = progress.add_task(f"train {task.name}", total=total, completed=step, rate="", info="")
         show = show_progress and world.main
-        with _StopSignals() as stop, progress if show else _NoProgress():
+        with _StopSignals() as stop, progress if show else contextlib.nullcontext():
             while step < total:
                 sampler.set_epoch(epoch, in_epoch)
                 for batch in loader:
@@ -458,10 +465,3 @@ def _check_ranks_agree(task: Task, run_dir: Path, world: distributed.World) -> N
     if len(set(digests)) != 1:
         raise TranslateError(f"ranks ended with different weights: {digests}")
 
-
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

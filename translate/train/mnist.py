@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
-from translate.config import GanConfig, TrainConfig, VaeConfig
+from translate.config import GanConfig, VaeConfig
 from translate.data.mnist import DigitDataset, load_mnist
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.vae import VAE, negative_elbo
 from translate.train.adversarial import d_loss, g_loss
-from translate.train.loop import Task
+from translate.train.loop import Task, adam
 
 GRID = 64  # samples in a training grid (8 × 8)
 
@@ -22,15 +22,6 @@ def stacked(batch: torch.Tensor) -> torch.Tensor:
     """Collate for datasets whose ``__getitems__`` already returns a stacked batch."""
     return batch
 
-
-def adam(params: Any, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    # The fused kernel is the fast path on CUDA; on CPU the default (foreach) is used.
-    return torch.optim.Adam(
-        params,
-        lr=cfg.lr,
-        betas=(cfg.beta1, cfg.beta2),
-        fused=True if device.type == "cuda" else None,
-    )
 
 
 def fixed_noise(n: int, dim: int, seed: int, device: torch.device) -> torch.Tensor:

@@ -5,7 +5,8 @@ model (a ResnetGenerator pair written by ``translate.modelfile.save_model``, rea
 ``load_model``), writing PNG outputs so that their pixels can be compared exactly:
 
 * ``pipeline``: ``translate.infer.run_folder`` with a ``TranslationPipeline`` (DataLoader decode
-  workers, batches of equal-size images, autocast, threaded writes), as ``translate infer`` runs.
+  workers, batches of equal-size images, autocast, threaded writes) in a process whose allocator
+  is tuned (``translate.perf.tune_allocator``), as ``translate infer`` runs.
 * ``naive``: PIL open → tensor → model at batch 1 → PIL save, one image after another, under the
   same precision (so that the pixel check compares the plumbing, not the arithmetic).
 
@@ -242,8 +243,11 @@ def run_pipeline(args: argparse.Namespace, model: Any, device: torch.device) -> 
 def child(args: argparse.Namespace) -> None:
     import translate
     from translate.modelfile import load_model
+    from translate.perf import tune_allocator
     from translate.train.loop import resolve_device
 
+    if args._variant == "pipeline":
+        tune_allocator()  # as the translate command does at start-up (translate/perf.py)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -296,7 +300,8 @@ def main() -> None:
     p.add_argument("--sizes", default="256",
                    help="image sizes, S or WxH, comma-separated (in contiguous blocks)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="input file format")
-    p.add_argument("--batch-size", type=int, default=4, help="pipeline batch (naive: always 1)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="pipeline batch, as translate infer's --batch-size (naive: always 1)")
     p.add_argument("--workers", type=int, default=None,
                    help="pipeline decode workers (default: run_folder's own choice)")
     p.add_argument("--precision", default="auto",

@@ -1,12 +1,23 @@
-"""CycleGAN training throughput, side by side in one run: precision × channels_last × compile.
+"""CycleGAN training throughput, side by side in one run: precision × memory format × compile ×
+allocator × optimizer.
 
-Each configuration builds the project's real ``CycleGanTask`` (from ``load_config("cyclegan")``
-over a tiny generated dataset) and times ``task.train_step(batch, precision)`` — the adversarial
-core's D step and G step with every CycleGAN loss, the image pools and both Adam updates — on one
-fixed batch already on the device. Data loading is excluded. Warm-up steps (compilation, oneDNN /
-cuDNN set-up) are excluded; the clock is read after ``torch.cuda.synchronize()`` on a GPU. All
-configurations are built first, then timed in interleaved rounds (one step of each per round), so
-that a change in the machine's load falls on all of them alike.
+Each configuration runs in its own process (spawned, so nothing is inherited: process-wide
+options such as the tuned allocator and compiled code stay with their configuration) and builds
+the project's real ``CycleGanTask`` (from ``load_config("cyclegan")`` over a tiny generated
+dataset); the parent times ``task.train_step(batch, precision)`` — the adversarial core's D step
+and G step with every CycleGAN loss, the image pools and both Adam updates — on one fixed batch
+already on the device. Data loading is excluded. Warm-up steps (compilation, oneDNN / cuDNN
+set-up) are excluded; the clock is read after ``torch.cuda.synchronize()`` on a GPU. All
+configurations are built first, one after another, then timed in interleaved rounds (one step of
+each per round, only one process computing at a time), so that a change in the machine's load
+falls on all of them alike.
+
+A configuration joins a precision (fp32, bf16, fp16, auto) with options by '+':
+``cl`` channels_last, ``compile`` torch.compile, ``malloc`` the project's allocator tuning
+(:func:`translate.perf.tune_allocator`, which the ``translate`` command applies), ``fused`` fused
+Adam (the project's optimizer; without it, PyTorch's default foreach Adam). Plain ``fp32`` is
+therefore PyTorch's defaults throughout, and ``fp32+malloc+fused`` what ``translate train``
+runs at ``precision: fp32``.
 
 Per configuration it reports s/step (median of the timed steps), image pairs/s, the speedup over
 the first configuration, model FLOPs per step (``FlopCounterMode`` over one full training step:
@@ -16,22 +27,22 @@ compilation do not change it), achieved TFLOP/s and, on a known GPU, MFU against
 "Equal quality": after timing, every configuration is reset to the same seeded initial weights,
 fresh optimizers and empty pools, and runs ``--check-steps`` identical steps on the same batch; the
 named losses are compared with the first configuration's (max absolute difference), and the
-weights must still be finite afterwards (the core checks losses only, so a step with finite losses
-but NaN gradients would otherwise pass unnoticed).
+weights must still be finite afterwards.
 
 Defaults: 3 timed steps after 1 warm-up on CPU, 30 after 5 on CUDA; compiled configs get at least
 ``--compile-warmup`` (2) warm-up steps.
 
     python scripts/bench_train.py                      # 256², batch 1, ResNet-9 (minutes on CPU)
     python scripts/bench_train.py --quick              # a smoke run in seconds
-    python scripts/bench_train.py --configs fp32,bf16+cl+compile --steps 20 --warmup 5 --json t.json
+    python scripts/bench_train.py --configs fp32,fp32+malloc+fused+compile --steps 5 --json t.json
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import contextlib
 import json
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -39,6 +50,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +66,14 @@ from bench_common import machine  # noqa: E402
 
 from translate.config import load_config  # noqa: E402
 from translate.io.images import write_image  # noqa: E402
+from translate.perf import tune_allocator  # noqa: E402
 from translate.train.adversarial import Precision  # noqa: E402
 from translate.train.cyclegan import CycleGanTask  # noqa: E402
 from translate.train.loop import resolve_device, seed_everything  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+OPTIONS = {"cl": "cl", "channels_last": "cl", "compile": "compile", "malloc": "malloc",
+           "fused": "fused"}
 
 # Dense peak TFLOP/s by device-name substring (first match wins), from the vendors' data sheets.
 # "tf32" is what fp32 convolutions get when cuDNN may use TF32 (PyTorch's default for convs).
@@ -77,6 +92,8 @@ class Setting:
     precision: str
     channels_last: bool
     compile: bool
+    malloc: bool = False  # translate.perf.tune_allocator() in this configuration's process
+    fused: bool = False  # fused Adam (PyTorch's default on CPU is the foreach one)
 
 
 @dataclass
@@ -106,18 +123,17 @@ def parse_settings(text: str) -> list[Setting]:
     for label in (s.strip() for s in text.split(",")):
         if not label:
             continue
-        precision, cl, comp = "fp32", False, False
+        precision, flags = "fp32", set()
         for token in label.split("+"):
             if token in PRECISIONS:
                 precision = token
-            elif token in ("cl", "channels_last"):
-                cl = True
-            elif token == "compile":
-                comp = True
+            elif token in OPTIONS:
+                flags.add(OPTIONS[token])
             else:
-                raise SystemExit(f"--configs: unknown part {token!r} in {label!r} "
-                                 f"(use {', '.join(PRECISIONS)}, cl, compile joined by '+')")
-        settings.append(Setting(label, precision, cl, comp))
+                raise SystemExit(f"--configs: unknown part {token!r} in {label!r} (use "
+                                 f"{', '.join(PRECISIONS)}, {', '.join(OPTIONS)} joined by '+')")
+        settings.append(Setting(label, precision, "cl" in flags, "compile" in flags,
+                                "malloc" in flags, "fused" in flags))
     if not settings:
         raise SystemExit("--configs: no configuration given")
     return settings
@@ -174,7 +190,13 @@ def build(args: argparse.Namespace, s: Setting, root: Path, device: torch.device
         "train.epochs=0",  # steps mode: no learning-rate schedulers
     ])
     seed_everything(args.seed)  # identical initial weights for every configuration
-    return CycleGanTask(cfg, device)
+    task = CycleGanTask(cfg, device)
+    if not s.fused:  # PyTorch's default Adam (foreach) instead of the project's fused one
+        for name, opt in task.optimizers().items():
+            d = opt.defaults
+            setattr(task, name, torch.optim.Adam(opt.param_groups[0]["params"], lr=d["lr"],
+                                                 betas=d["betas"]))
+    return task
 
 
 def fixed_batch(task: CycleGanTask, batch: int) -> dict[str, Any]:
@@ -290,51 +312,124 @@ def failed(s: Setting, e: BaseException) -> str:
     return f"{'compile: ' if s.compile else ''}failed ({first_line(e)})"
 
 
+def worker(conn: Connection, args: argparse.Namespace, s: Setting, root: Path,
+           device_name: str) -> None:
+    """One configuration in its own process, so that process-wide options (the allocator,
+    compiled code) do not leak into the others. Builds and warms up, then answers the parent's
+    commands: "step" (one timed step), "check" (the equal-quality steps; FLOPs if asked), "stop"."""
+    if s.malloc:
+        tune_allocator()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if s.compile:
+        torch._dynamo.config.recompile_limit = 64
+    device = torch.device(device_name)
+    try:
+        live = prepare(args, s, root, device)
+    except Exception as e:  # e.g. torch.compile without a working backend here
+        conn.send(("failed", failed(s, e)))
+        return
+    conn.send(("ready", live.result))
+    while True:
+        command, count_flops = conn.recv()
+        try:
+            if command == "step":
+                conn.send(("ok", timed_step(live.task, live.batch, live.precision, device)))
+            elif command == "check":
+                flops = check(args, live, count_flops)
+                conn.send(("ok", (live.result, flops)))
+            else:
+                return
+        except Exception as e:
+            conn.send(("failed", failed(s, e)))
+            return
+
+
+class Worker:
+    """The parent's handle on one configuration's process."""
+
+    def __init__(self, args: argparse.Namespace, s: Setting, root: Path, device: torch.device):
+        ctx = mp.get_context("spawn")  # a fresh interpreter: nothing inherited but arguments
+        self.setting = s
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=worker, args=(child, args, s, root, str(device)))
+        self.process.start()
+        child.close()
+
+    def ask(self, command: str, count_flops: bool = False) -> tuple[str, Any]:
+        try:
+            self.conn.send((command, count_flops))
+            return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            return "failed", f"worker process died (exit code {self.process.exitcode})"
+
+    def wait_ready(self) -> tuple[str, Any]:
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.process.join()
+            return "failed", f"worker process died (exit code {self.process.exitcode})"
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(("stop", False))
+        self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 def run_all(args: argparse.Namespace, settings: list[Setting], root: Path,
             device: torch.device) -> tuple[list[Result], int | None]:
-    """Build and warm every configuration, then time them in interleaved rounds (one step of
-    each per round), so that a change in the machine's load hits all of them alike."""
+    """Build and warm every configuration (one process each, one after another), then time them
+    in interleaved rounds (one step of each per round), so that a change in the machine's load
+    hits all of them alike. Only one process computes at any time."""
     results: list[Result] = []
-    lives: list[Live] = []
-    for s in settings:
-        print(f"[{s.label}] build + warm-up", flush=True)
-        try:
-            lives.append(prepare(args, s, root, device))
-            results.append(lives[-1].result)
-        except Exception as e:  # e.g. torch.compile without a working backend here
-            results.append(Result(s.label, s.precision, s.channels_last, s.compile,
-                                  status=failed(s, e)))
-    for i in range(args.steps):
-        for live in list(lives):
-            try:
-                t = timed_step(live.task, live.batch, live.precision, device)
-            except Exception as e:
-                live.result.status = failed(live.setting, e)
-                lives.remove(live)
+    workers: list[Worker] = []
+    try:
+        for s in settings:
+            print(f"[{s.label}] build + warm-up (own process)", flush=True)
+            w = Worker(args, s, root, device)
+            status, value = w.wait_ready()
+            if status == "ready":
+                workers.append(w)
+                results.append(value)
+            else:
+                w.stop()
+                results.append(Result(s.label, s.precision, s.channels_last, s.compile,
+                                      status=value))
+        by_label = {r.label: r for r in results}
+        live = list(workers)
+        for i in range(args.steps):
+            for w in list(live):
+                status, value = w.ask("step")
+                r = by_label[w.setting.label]
+                if status != "ok":
+                    r.status = value
+                    live.remove(w)
+                    continue
+                r.step_seconds.append(value)
+                print(f"  round {i + 1}/{args.steps} {w.setting.label}: {value:.3f} s", flush=True)
+        flops = None
+        print("equal-quality check steps", flush=True)
+        for w in live:
+            count = flops is None and not w.setting.compile
+            status, value = w.ask("check", count)
+            r = by_label[w.setting.label]
+            if status != "ok":
+                r.status = value
                 continue
-            live.result.step_seconds.append(t)
-            print(f"  round {i + 1}/{args.steps} {live.setting.label}: {t:.3f} s", flush=True)
-    flops = None
-    print("equal-quality check steps", flush=True)
-    for live in lives:
-        try:
-            counted = check(args, live, count_flops=flops is None and not live.setting.compile)
+            checked, counted = value
+            r.check_losses, r.status = checked.check_losses, checked.status
             flops = counted if counted is not None else flops
-        except Exception as e:
-            live.result.status = failed(live.setting, e)
-    if flops is None and lives:
+    finally:
+        for w in workers:
+            w.stop()
+    if flops is None and any(r.status == "ok" for r in results):
         # Only compiled configs ran: count on an eager fp32 step (same model, same FLOPs).
         plain = prepare(argparse.Namespace(**{**vars(args), "warmup": 0, "compile_warmup": 0}),
                         Setting("flops", "fp32", False, False), root, device)
         flops = check(argparse.Namespace(**{**vars(args), "check_steps": 1}), plain, True)
     return results, flops
-
-
-def release(device: torch.device) -> None:
-    torch._dynamo.reset()
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def first_line(e: BaseException, limit: int = 160) -> str:
@@ -434,9 +529,11 @@ def main() -> None:
                    help="warm-up steps for compiled configs (at least --warmup)")
     p.add_argument("--check-steps", type=int, default=1,
                    help="identical steps from the seeded start compared across configs")
-    p.add_argument("--configs", default="fp32,bf16,fp32+cl,bf16+cl,bf16+compile",
+    p.add_argument("--configs",
+                   default="fp32,bf16,fp32+malloc,fp32+fused,fp32+compile,fp32+malloc+fused+compile",
                    help="comma-separated; each joins a precision (fp32, bf16, fp16, auto) "
-                        "with optional 'cl' (channels_last) and 'compile' by '+'")
+                        "with options by '+': cl (channels_last), compile, malloc (allocator "
+                        "tuning), fused (fused Adam)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
@@ -452,10 +549,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = parse_settings(args.configs)
-    if sum(s.compile for s in settings) > 1:
-        # All configs live in one process (interleaved timing); each compiled task adds its own
-        # guarded entries per forward, so allow what separate processes would each have had.
-        torch._dynamo.config.recompile_limit = 64
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     args.steps = args.steps if args.steps is not None else (30 if gpu else 3)
@@ -478,7 +571,6 @@ def main() -> None:
         root = Path(tmp) / "data"
         make_dataset(root, args.size, max(2, args.batch), args.seed)
         results, flops = run_all(args, settings, root, device)
-    release(device)
     header["load_average_end"] = list(os.getloadavg())
     header["total_seconds"] = time.perf_counter() - run_started
     summarise(results, flops, args.batch, device)

@@ -20,6 +20,7 @@ from rich.table import Table
 from translate import __version__
 from translate import console as ui
 from translate.errors import TranslateError
+from translate.perf import tune_allocator
 
 app = typer.Typer(
     name="translate",
@@ -62,6 +63,7 @@ def _root(
     ),
 ) -> None:
     """Image-to-image translation with GANs."""
+    tune_allocator()  # every command moves large tensors; see translate/perf.py
 
 
 @app.command(epilog="Example: translate train gan --set train.steps=2000 --out runs/gan-short")

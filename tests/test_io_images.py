@@ -400,6 +400,13 @@ def test_write_webp_keeps_alpha_and_float_input(tmp_path: Path):
                                   from_float(values, 16))
 
 
+def test_written_files_get_the_usual_permissions_not_mkstemps_owner_only(tmp_path: Path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_image(tmp_path / "x.png", RGB8)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_write_unknown_extension_fails_clearly(tmp_path: Path):
     with pytest.raises(TranslateError, match=r"cannot write '\.xyz' images"):
         write_image(tmp_path / "x.xyz", RGB8)

@@ -115,7 +115,12 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(kind: str, tmp_path: Pat
     )
     assert rest.returncode == 0, rest.stderr
     assert "resuming" in rest.stderr
-    assert_same_state(state_of(tmp_path / "straight"), state_of(tmp_path / "split"))
+    try:
+        assert_same_state(state_of(tmp_path / "straight"), state_of(tmp_path / "split"))
+    except AssertionError as e:  # say where the two runs parted, from their logged losses
+        logs = {r: (tmp_path / r / "metrics.jsonl").read_text() for r in ("straight", "split")}
+        raise AssertionError(f"{e}\nstraight:\n{logs['straight']}split:\n{logs['split']}"
+                             f"resumed run's stderr:\n{rest.stderr}") from None
     steps = [
         json.loads(x)["step"] for x in (tmp_path / "split/metrics.jsonl").read_text().splitlines()
     ]

@@ -14,10 +14,23 @@ from pathlib import Path
 from typing import IO
 
 
+# The process's umask, read once at import (reading it means setting it, which is not
+# thread-safe; the inference writer threads create files concurrently).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def temp_path_for(path: Path) -> Path:
-    """A unique hidden temp name beside ``path`` (same folder, so the rename is atomic)."""
+    """A unique hidden temp name beside ``path`` (same folder, so the rename is atomic).
+
+    The temp file gets the permissions a plain ``open(path, "w")`` would give (0o666 less the
+    umask), not ``mkstemp``'s owner-only 0o600, so the renamed output is readable as usual.
+    """
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
     return Path(name)
 
 

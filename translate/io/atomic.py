@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-
 # The process's umask, read once at import (reading it means setting it, which is not
 # thread-safe; the inference writer threads create files concurrently).
 _UMASK = os.umask(0o022)

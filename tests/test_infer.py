@@ -15,7 +15,7 @@ from conftest import error_line, invoke
 from PIL import Image
 
 from translate.data.demo import build_demo
-from translate.infer import FAILURES, TranslationPipeline, run_folder
+from translate.infer import FAILURES, TranslationPipeline, plan_jobs, run_folder
 from translate.io.images import read_image, write_image
 from translate.modelfile import load_model
 
@@ -287,3 +287,106 @@ def test_missing_input_and_missing_model(run: Path, odd: Path, tmp_path: Path) -
     assert result.exit_code == 1
     assert "model not found" in error_line(result)
     assert not (tmp_path / "out").exists()
+
+
+# ── --fail-fast, collisions, containment.
+
+
+def _failures(out: Path) -> list[dict[str, str]]:
+    return [json.loads(x) for x in (out / FAILURES).read_text("utf-8").splitlines()]
+
+
+def test_fail_fast_stops_at_the_first_failure(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    before, after = [f"a{i}.png" for i in range(4)], [f"c{i}.png" for i in range(4)]
+    for name in before + after:
+        write_image(folder / name, _rgb(rng, 32, 36))
+    (folder / "b_bad.png").write_bytes(b"")
+
+    result = invoke("infer", run, folder, out, "--fail-fast", "--workers", 0, "-q")
+    assert result.exit_code == 1, result.output
+    # The inputs before the bad one were queued and written; none after it was started.
+    assert files_under(out) == {*before, FAILURES}
+    [failure] = _failures(out)
+    assert (Path(failure["path"]).name, failure["reason"]) == ("b_bad.png", "empty file")
+    assert "4 written, 0 already there, 1 failed, of 9" in result.output
+    assert "stopped early (--fail-fast): 4 not attempted" in result.output
+    assert_no_temp_files(out)
+
+    rest = invoke("infer", run, folder, out, "--workers", 0, "-q")  # without it: the rest
+    assert rest.exit_code == 1, rest.output
+    assert "4 written, 4 already there, 1 failed" in rest.output
+    assert "stopped early" not in rest.output
+    assert files_under(out) == {*before, *after, FAILURES}
+
+
+def test_two_inputs_with_one_output_do_not_overwrite(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_image(folder / "a.jpg", _rgb(rng, 40, 44))  # sorts first: it owns out/a.png
+    write_image(folder / "a.png", _rgb(rng, 36, 52))
+    write_image(folder / "b.png", _rgb(rng, 36, 52))
+    for attempt in ("first", "again"):
+        result = invoke("infer", run, folder, out, "--ext", "png", "-q")
+        assert result.exit_code == 1, f"{attempt}: {result.output}"
+        assert files_under(out) == {"a.png", "b.png", FAILURES}
+        with Image.open(out / "a.png") as im:
+            assert im.size == (44, 40), attempt  # a.jpg's result, not overwritten by a.png's
+        [failure] = _failures(out)
+        assert Path(failure["path"]).name == "a.png"
+        assert f"already the output of {folder / 'a.jpg'}" in failure["reason"]
+    assert "0 written, 2 already there, 1 failed" in result.output  # a rerun still reports it
+
+
+def test_input_inside_output_is_refused(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    out = tmp_path / "out"
+    write_image(out / "photos" / "x.png", _rgb(rng, 32, 32))
+    result = invoke("infer", run, out / "photos", out)
+    assert result.exit_code == 1
+    assert "is inside the output folder" in error_line(result)
+    assert files_under(out) == {"photos/x.png"}
+
+
+def test_an_output_that_escapes_is_one_failure(run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    folder, out, elsewhere = tmp_path / "in", tmp_path / "out", tmp_path / "elsewhere"
+    write_image(folder / "sub" / "x.png", _rgb(rng, 32, 32))
+    write_image(folder / "y.png", _rgb(rng, 32, 32))
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    result = invoke("infer", run, folder, out, "-q")
+    assert result.exit_code == 1, result.output
+    assert (out / "y.png").is_file()
+    assert not any(elsewhere.iterdir())
+    [failure] = _failures(out)
+    assert failure["path"] == str(folder / "sub" / "x.png")
+    assert "would be written outside" in failure["reason"]
+
+
+def test_stale_temp_files_are_removed_at_the_start(run: Path, odd: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    stale = [out / ".odd.png.k3_x9a0q.tmp", out / "sub dir" / ".été ñ 01.png.abcdefgh.tmp"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half an image")
+    (out / ".keep").write_text("not ours\n")
+    (out / "notes.tmp").write_text("not hidden: not ours\n")
+    result = invoke("infer", run, odd, out, "-q")
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == {".keep", "notes.tmp", "odd.png", "sub dir/été ñ 01.png"}
+
+
+def test_ranks_split_the_inputs_whatever_exists(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    for i in range(7):
+        (folder / f"{i}.png").parent.mkdir(exist_ok=True)
+        (folder / f"{i}.png").write_bytes(b"")
+    (out / "3.png").parent.mkdir()
+    (out / "3.png").write_bytes(b"")  # rank 1 skips it; the split must not shift
+    shards = [plan_jobs(folder, out, rank=r, world_size=2) for r in range(2)]
+    assert [j.src.name for j in shards[0].jobs] == ["0.png", "2.png", "4.png", "6.png"]
+    assert [j.src.name for j in shards[1].jobs] == ["1.png", "5.png"]
+    assert (shards[0].existing, shards[1].existing) == (0, 1)

@@ -271,32 +271,47 @@ def infer(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     ext: str | None = typer.Option(None, "--ext", help="Output format, e.g. png (default: keep)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist."),
+    fail_fast: bool = typer.Option(
+        False, "--fail-fast", help="Stop at the first failed input (queued writes finish)."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Decoding processes."),
     max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Translate every image under INPUT (recursively) into OUTPUT at its own resolution,
     mirroring subfolders; existing outputs are skipped; failures are listed and make the exit
-    code non-zero."""
+    code non-zero. Under torchrun each rank takes every N-th image."""
     with user_errors():
-        from translate.infer import TranslationPipeline, run_folder
+        from translate.infer import FAILURES, TranslationPipeline, run_folder
         from translate.modelfile import load_model
+        from translate.train import distributed
         from translate.train.loop import resolve_device
 
-        dev = resolve_device(device)
-        loaded = load_model(model, device=dev, task="cyclegan")
-        pipeline = TranslationPipeline(loaded, direction, dev, precision)
-        report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size, ext=ext,
-                            overwrite=overwrite, num_workers=workers, max_pixels=max_pixels,
-                            show_progress=not quiet)
-        ui.info(f"{report.written} written, {report.skipped_existing} already there, "
-                f"{len(report.failures)} failed, of {report.total} in {report.seconds:.1f} s")
-        for failure in report.failures[:20]:
-            ui.warn(f"{failure['path']}: {failure['reason']}")
-        if len(report.failures) > 20:
-            ui.warn(f"… and {len(report.failures) - 20} more in {output_dir / 'failures.jsonl'}")
-        if not report.ok:
-            raise typer.Exit(1)
+        world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
+        try:
+            dev = resolve_device(distributed.device_for(world, device))
+            loaded = load_model(model, device=dev, task="cyclegan")
+            pipeline = TranslationPipeline(loaded, direction, dev, precision)
+            report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
+                                ext=ext, overwrite=overwrite, num_workers=workers,
+                                max_pixels=max_pixels, show_progress=not quiet,
+                                fail_fast=fail_fast)
+        finally:
+            distributed.shutdown()
+        if world.main:
+            ui.info(f"{report.written} written, {report.skipped_existing} already there, "
+                    f"{len(report.failures)} failed, of {report.total} in {report.seconds:.1f} s"
+                    + (f" × {world.size} ranks (written per rank: "
+                       f"{', '.join(map(str, report.written_per_rank))})" if world.active else ""))
+            if report.stopped:
+                ui.warn(f"stopped early ({report.stopped}): {report.not_attempted} not attempted; "
+                        "run the same command again to finish")
+            for failure in report.failures[:20]:
+                ui.warn(f"{failure['path']}: {failure['reason']}")
+            if len(report.failures) > 20:
+                ui.warn(f"… and {len(report.failures) - 20} more in {output_dir / FAILURES}")
+        if report.exit_code:
+            raise typer.Exit(report.exit_code)
 
 
 @app.command(

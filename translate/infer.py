@@ -6,6 +6,11 @@ image's own resolution (reflect-padded to the size multiple it needs, cropped ba
 encodes and writes results while the next batch computes. Every output goes to a temp name in its
 final folder and is renamed into place, existing outputs are skipped unless ``overwrite``, and a
 file that fails is recorded (path + reason, in ``failures.jsonl``) while the run goes on.
+
+A run can end early (``fail_fast`` at the first failure; SIGINT/SIGTERM): no new input is started,
+the writes already queued finish, and the failures and counts are still recorded, so running the
+same command again completes exactly what is missing. Temp files a killed run left behind are
+removed when the next run starts. Under torchrun each rank takes every world-th input.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from translate import console as ui
 from translate.errors import TranslateError
-from translate.io.atomic import atomic_write_text
+from translate.io.atomic import atomic_write_text, remove_stale_temp_files
 from translate.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -41,9 +48,11 @@ from translate.io.images import (
 )
 from translate.modelfile import Model
 from translate.nets.layers import crop_to, pad_to_multiple
+from translate.train import distributed
 from translate.train.adversarial import Precision
 
 FAILURES = "failures.jsonl"
+RANK_FAILURES = "failures.rank{rank}.jsonl"  # each torchrun rank's list, merged into FAILURES
 
 
 class TranslationPipeline:
@@ -78,15 +87,29 @@ class TranslationPipeline:
 
 @dataclass
 class InferReport:
+    """What a run did. Under torchrun every rank's report holds the totals of all ranks."""
+
     total: int = 0
     written: int = 0
     skipped_existing: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    not_attempted: int = 0  # inputs never started because the run stopped early
+    stopped: str | None = None  # why it stopped early: "--fail-fast", "SIGTERM" or "SIGINT"
+    signal: int | None = None  # the signal that stopped it
+    written_per_rank: list[int] = field(default_factory=list)  # under torchrun
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        """128 + signal number when a signal stopped the run (as a shell reports it), else 1 when
+        any file failed, else 0."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return 0 if self.ok else 1
 
 
 @dataclass(frozen=True)
@@ -123,12 +146,32 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+@dataclass
+class Plan:
+    jobs: list[_Job]  # inputs to translate
+    existing: int  # inputs whose output is already there
+    failures: list[dict[str, str]]  # inputs refused before decoding (output collision or escape)
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs) + self.existing + len(self.failures)
+
+
 def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
-              overwrite: bool = False) -> tuple[list[_Job], int]:
-    """Map every input image to its output path; returns (jobs to run, outputs already there).
+              overwrite: bool = False, rank: int = 0, world_size: int = 1) -> Plan:
+    """Map every input image to its output path.
+
+    Rank ``rank`` of ``world_size`` takes every world_size-th input of the sorted list. The split
+    is made before looking at which outputs exist (which other ranks change as they write), so
+    every rank computes the same split.
+
+    An input whose output path another input already claims (``a.png`` and ``a.jpg`` with
+    ``--ext png``), or would lie outside ``output_dir`` (through a symlinked subfolder), or is
+    the input itself, is a failure of that input, not of the run.
 
     Raises:
-        TranslateError: missing input, or an output folder inside the input folder.
+        TranslateError: missing input, an unknown ``ext``, or the output folder inside the input
+            folder or the input folder inside the output folder.
     """
     if not input_path.exists():
         raise TranslateError(f"input not found: {input_path}")
@@ -144,37 +187,92 @@ def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
                 f"output folder {output_dir} is inside the input folder {input_path}; "
                 "choose an output folder outside it"
             )
+        if out_root in in_root.parents:
+            raise TranslateError(
+                f"input folder {input_path} is inside the output folder {output_dir}; "
+                "choose an output folder outside it"
+            )
         files = scan_images(input_path)
         relative = [f.relative_to(input_path) for f in files]
     else:
         files, relative = [input_path], [Path(input_path.name)]
-    jobs, existing = [], 0
+    plan = Plan(jobs=[], existing=0, failures=[])
+    claimed: dict[Path, Path] = {}  # output path → the first input that maps to it
     for i, (src, rel) in enumerate(zip(files, relative, strict=True)):
         dst = output_dir / (rel.with_suffix(ext) if ext else rel)
-        if out_root not in dst.resolve().parents:  # never write outside OUTPUT_DIR
-            raise TranslateError(f"{src}: its output path {dst} would leave {output_dir}")
-        if dst.exists() and not overwrite:
-            existing += 1
+        first = claimed.setdefault(dst, src)  # over all inputs: every rank agrees on "first"
+        if i % world_size != rank:
             continue
-        jobs.append(_Job(i, src, dst))
-    return jobs, existing
+        reason = None
+        if first != src:
+            reason = (f"its output {dst} is already the output of {first}; "
+                      "rename one of them or choose another --ext")
+        elif out_root not in dst.resolve().parents:
+            reason = f"its output {dst} would be written outside {output_dir} (a symlink?)"
+        elif dst.resolve() == src.resolve():
+            reason = f"its output {dst} is the input itself"
+        if reason is not None:
+            plan.failures.append({"path": str(src), "reason": reason})
+        elif dst.exists() and not overwrite:
+            plan.existing += 1
+        else:
+            plan.jobs.append(_Job(i, src, dst))
+    return plan
 
 
-def _batches(loader: DataLoader, batch_size: int, report: InferReport
-             ) -> Iterator[list[dict[str, Any]]]:
-    """Group decoded images of equal size, in order, into batches of up to ``batch_size``."""
+class _StopSignals:
+    """SIGINT/SIGTERM become a flag checked between inputs; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process (a Ctrl-C reaches the whole
+    process group), which stops them when it stops reading."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _batches(loader: DataLoader, batch_size: int, report: InferReport,
+             halt: Callable[[], bool]) -> Iterator[list[dict[str, Any]]]:
+    """Group decoded images of equal size, in order, into batches of up to ``batch_size``.
+
+    Once ``halt()`` is true no further image is taken; the ones already held (all read before
+    whatever made it true) are still given out.
+    """
     pending: list[dict[str, Any]] = []
     for item in loader:
+        if halt():
+            break
         if item["error"] is not None:
             report.failures.append({"path": str(item["job"].src), "reason": item["error"]})
             continue
         if item["warning"]:
             ui.warn(f"{item['job'].src}: {item['warning']}")
-        if pending and (len(pending) == batch_size
-                        or pending[0]["pixels"].shape != item["pixels"].shape):
+        if pending and pending[0]["pixels"].shape != item["pixels"].shape:
             yield pending
             pending = []
         pending.append(item)
+        if len(pending) == batch_size:
+            yield pending
+            pending = []
     if pending:
         yield pending
 
@@ -210,44 +308,109 @@ def _write(item: dict[str, Any], result: np.ndarray) -> None:
 def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
                batch_size: int = 1, ext: str | None = None, overwrite: bool = False,
                num_workers: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               show_progress: bool = True) -> InferReport:
-    """Apply ``pipeline`` to every image under ``input_path``, mirroring it into ``output_dir``."""
+               show_progress: bool = True, fail_fast: bool = False) -> InferReport:
+    """Apply ``pipeline`` to every image under ``input_path``, mirroring it into ``output_dir``.
+
+    Args:
+        fail_fast: stop at the first failed input (the writes already queued still finish).
+
+    SIGINT/SIGTERM stop the run the same way; the report names the signal and its
+    ``exit_code`` is 128 + its number. Under torchrun (``distributed.init_from_env`` called
+    first) each rank runs its share and the report holds the totals of all ranks; ``fail_fast``
+    and signals stop only the ranks that see them.
+    """
     input_path, output_dir = Path(input_path), Path(output_dir)
     if batch_size < 1:
         raise TranslateError(f"--batch-size must be at least 1, got {batch_size}")
-    jobs, existing = plan_jobs(input_path, output_dir, ext, overwrite)
-    report = InferReport(total=len(jobs) + existing, skipped_existing=existing)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    world = distributed.WORLD
+    plan = plan_jobs(input_path, output_dir, ext, overwrite, world.rank, world.size)
+    jobs = plan.jobs
+    report = InferReport(total=plan.total, skipped_existing=plan.existing,
+                         failures=list(plan.failures))
+    if world.main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        # A killed run's temp files (none of ours exist yet: the other ranks wait below).
+        remove_stale_temp_files(output_dir)
+        for old in output_dir.glob(RANK_FAILURES.format(rank="*")):
+            old.unlink()
+    distributed.barrier()
     if num_workers is None:
         num_workers = min(4, os.cpu_count() or 1) if len(jobs) > 8 else 0
     loader = DataLoader(_Decode(jobs, max_pixels), batch_size=None, num_workers=num_workers,
-                        collate_fn=_as_is, pin_memory=False)
+                        collate_fn=_as_is, pin_memory=False,
+                        worker_init_fn=_ignore_stop_signals if num_workers else None)
     started = time.perf_counter()
     progress = ui.progress_bar()
     bar = progress.add_task("infer", total=len(jobs), rate="", info="")
     pending: list[tuple[Future, _Job]] = []
-    shown = progress if show_progress else contextlib.nullcontext()
-    with ThreadPoolExecutor(max_workers=2) as writers, shown:
-        for batch in _batches(loader, batch_size, report):
+    shown = progress if show_progress and world.main else contextlib.nullcontext()
+    with _StopSignals() as stop, ThreadPoolExecutor(max_workers=2) as writers, shown:
+        def halt() -> bool:
+            return stop.received is not None or (fail_fast and len(report.failures) > 0)
+
+        batches = _batches(loader, batch_size, report, halt)
+        for batch in batches:
             for item, result in _run_model(pipeline, batch, report):
                 pending.append((writers.submit(_write, item, result), item["job"]))
             # Bound the results waiting to be written, so memory stays flat.
-            while len(pending) > 4 * batch_size:
+            while pending and (len(pending) > 4 * batch_size or pending[0][0].done()):
                 _finish(*pending.pop(0), report)
-            done = report.written + len(report.failures)
+            done = report.written + len(report.failures) - len(plan.failures)
             progress.update(bar, completed=done,
                             rate=f"{done / max(time.perf_counter() - started, 1e-9):5.1f} img/s")
+        batches.close()  # stops the decoding workers now, not when garbage-collected
         for future, job in pending:
             _finish(future, job, report)
-        progress.update(bar, completed=len(jobs))
+        done = report.written + len(report.failures) - len(plan.failures)
+        progress.update(bar, completed=done)
     report.seconds = time.perf_counter() - started
-    failures_file = output_dir / FAILURES
-    if report.failures:
-        lines = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in report.failures)
-        atomic_write_text(failures_file, lines)
-    elif failures_file.exists():
-        failures_file.unlink()  # a clean re-run clears the old list
+    if done < len(jobs):
+        report.not_attempted = len(jobs) - done
+        report.signal = stop.received
+        report.stopped = signal.Signals(stop.received).name if stop.received else "--fail-fast"
+    if world.active:
+        return _combine_ranks(report, output_dir, world)
+    _write_failures(output_dir / FAILURES, report.failures)
     return report
+
+
+def _write_failures(path: Path, failures: list[dict[str, str]]) -> None:
+    if failures:
+        atomic_write_text(path, "".join(json.dumps(f, ensure_ascii=False) + "\n"
+                                        for f in failures))
+    elif path.exists():
+        path.unlink()  # a clean re-run clears the old list
+
+
+def _combine_ranks(report: InferReport, output_dir: Path,
+                   world: distributed.World) -> InferReport:
+    """Each rank writes its failures to its own file; after a barrier rank 0 merges them into
+    ``failures.jsonl``; every rank returns the totals of all ranks."""
+    atomic_write_text(output_dir / RANK_FAILURES.format(rank=world.rank),
+                      "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in report.failures))
+    distributed.barrier()
+    if world.main:
+        merged = []
+        for rank in range(world.size):
+            part = output_dir / RANK_FAILURES.format(rank=rank)
+            merged += [json.loads(line) for line in part.read_text("utf-8").splitlines()]
+            part.unlink()
+        _write_failures(output_dir / FAILURES, sorted(merged, key=lambda f: f["path"]))
+    # Every rank gets every rank's counts, so all return the same totals and exit code.
+    ranks: list[InferReport] = distributed.gather_objects(report)
+    failures = [f for r in ranks for f in r.failures]
+    stopped = [r for r in ranks if r.stopped]
+    return InferReport(
+        total=sum(r.total for r in ranks),
+        written=sum(r.written for r in ranks),
+        skipped_existing=sum(r.skipped_existing for r in ranks),
+        failures=sorted(failures, key=lambda f: f["path"]),
+        seconds=max(r.seconds for r in ranks),
+        not_attempted=sum(r.not_attempted for r in ranks),
+        stopped=", ".join(sorted({r.stopped for r in stopped})) or None,
+        signal=next((r.signal for r in stopped if r.signal is not None), None),
+        written_per_rank=[r.written for r in ranks],
+    )
 
 
 def _finish(future: Future, job: _Job, report: InferReport) -> None:

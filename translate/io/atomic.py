@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,28 @@ def temp_path_for(path: Path) -> Path:
     finally:
         os.close(fd)
     return Path(name)
+
+
+# What ``temp_path_for`` makes: ".NAME." + mkstemp's 8 random characters + ".tmp".
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete the temp files an earlier, killed writer left under ``folder`` (recursively).
+
+    Only names ``temp_path_for`` makes and only regular files are removed; symlinked folders are
+    not entered. Returns how many were removed. Call it before writing starts: a temp file of a
+    writer still running in the same folder would be removed too.
+    """
+    removed = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent, name)
+            if _TEMP_NAME.fullmatch(name) and path.is_file() and not path.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -129,3 +130,12 @@ def gather_floats(value: float, device: torch.device) -> list[float]:
     out = [torch.zeros_like(t) for _ in range(WORLD.size)]
     dist.all_gather(out, t)
     return [float(x) for x in out]
+
+
+def gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order; ``[value]`` when run plainly."""
+    if not WORLD.active:
+        return [value]
+    out: list[Any] = [None] * WORLD.size
+    dist.all_gather_object(out, value)
+    return out

@@ -6,12 +6,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import error_line, invoke
+from conftest import error_line, invoke, translate_cmd
 from PIL import Image
 
 from translate.data.demo import build_demo
@@ -390,3 +395,132 @@ def test_ranks_split_the_inputs_whatever_exists(tmp_path: Path) -> None:
     assert [j.src.name for j in shards[0].jobs] == ["0.png", "2.png", "4.png", "6.png"]
     assert [j.src.name for j in shards[1].jobs] == ["1.png", "5.png"]
     assert (shards[0].existing, shards[1].existing) == (0, 1)
+
+
+# ── Interruption (a fresh process, signalled mid-run) and resuming by running it again.
+
+MANY, SIDE = 64, 24  # enough images that a run is still going when the first output appears
+
+
+def _many_images(folder: Path) -> set[str]:
+    rng = np.random.default_rng(8)
+    names = {f"img{i:03d}.png" for i in range(MANY)}
+    for name in sorted(names):
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)).save(folder / name)
+    return names
+
+
+def _signal_mid_run(cmd: list[str], out: Path, sig: signal.Signals, group: bool
+                    ) -> subprocess.CompletedProcess:
+    """Start ``cmd``, wait for its first output file, send ``sig`` (to the whole process group
+    as a terminal's Ctrl-C does when ``group``) and wait for the end."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.glob("img*.png"))):
+        assert proc.poll() is None, f"ended before any output: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no output within 120 s"
+        time.sleep(0.005)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _final_files_decode(out: Path) -> set[str]:
+    """The images under their final names, each decoded completely (truncation is an error)."""
+    names = {p.name for p in out.glob("*.png")}
+    for name in names:
+        image = read_image(out / name)
+        assert image.array.shape == (SIDE, SIDE, 3), name
+    return names
+
+
+@pytest.mark.parametrize(
+    ("sig", "group", "workers", "code"),
+    [
+        (signal.SIGTERM, False, 0, 143),
+        (signal.SIGINT, True, 2, 130),  # Ctrl-C reaches the decoding workers too
+        (signal.SIGKILL, False, 0, -9),
+    ],
+    ids=["sigterm", "ctrl-c", "sigkill"],
+)
+def test_interrupted_run_leaves_whole_files_and_a_rerun_completes_it(
+        run: Path, tmp_path: Path, sig: signal.Signals, group: bool, workers: int, code: int
+) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    names = _many_images(folder)
+    if sig != signal.SIGKILL:
+        (folder / "000_bad.png").write_bytes(b"")  # sorts first: failed before the signal
+    cmd = translate_cmd("infer", str(run), str(folder), str(out), "--workers", str(workers), "-q")
+
+    stopped = _signal_mid_run(cmd, out, sig, group)
+    assert stopped.returncode == code, stopped.stderr[-3000:]
+    done = _final_files_decode(out)
+    assert done < names, "the run finished before the signal: nothing was tested"
+    if sig == signal.SIGKILL:
+        # What a killed writer leaves: temp files the next run must clear.
+        (out / ".img000.png.stale_00.tmp").write_bytes(b"half")
+    else:
+        assert_no_temp_files(out)
+        [failure] = _failures(out)
+        assert Path(failure["path"]).name == "000_bad.png"
+        summary = f"{len(done)} written, 0 already there, 1 failed, of {MANY + 1}"
+        assert summary in stopped.stderr, stopped.stderr[-3000:]
+        left = MANY - len(done)
+        assert f"stopped early ({sig.name}): {left} not attempted" in stopped.stderr
+        (folder / "000_bad.png").unlink()
+
+    _age(out)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{MANY - len(done)} written, {len(done)} already there, 0 failed" in again.stderr
+    assert files_under(out) == names
+    assert _final_files_decode(out) == names
+    assert {n for n, t in _mtimes(out).items() if t == OLD_NS} == done  # untouched
+    assert_no_temp_files(out)
+
+
+# ── Sharding across two gloo ranks (processes started as torchrun would).
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("bad_rank", [0, 1])
+def test_two_ranks_share_the_inputs_and_merge_failures(run: Path, tmp_path: Path,
+                                                       bad_rank: int) -> None:
+    rng = np.random.default_rng(9)
+    folder, out = tmp_path / "in", tmp_path / "out"
+    names = [f"img{i}.png" for i in range(9)]  # sorted: input i goes to rank i % 2
+    for name in names:
+        write_image(folder / name, _rgb(rng, 32, 36))
+    bad = names.pop(4 + bad_rank)
+    (folder / bad).write_bytes(b"")
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port()), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = translate_cmd("infer", str(run), str(folder), str(out), "--workers", "0", "-q")
+    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes == [1, 1], results  # the rank without a failure fails too
+
+    assert files_under(out) == {*names, FAILURES}  # the per-rank lists were merged and removed
+    [failure] = _failures(out)
+    assert failure == {"path": str(folder / bad), "reason": "empty file"}
+    rank0, rank1 = (stderr for _, stderr in results)
+    match = re.search(r"8 written, 0 already there, 1 failed, of 9 .* × 2 ranks "
+                      r"\(written per rank: (\d+), (\d+)\)", rank0)
+    assert match, rank0
+    # Each output written once: the ranks' counts add up to the distinct files written, and
+    # rank 0 has inputs 0, 2, 4, 6, 8, rank 1 inputs 1, 3, 5, 7.
+    assert [int(n) for n in match.groups()] == [5 - (bad_rank == 0), 4 - (bad_rank == 1)]
+    assert "written" not in rank1, rank1  # only rank 0 prints the summary

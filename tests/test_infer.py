@@ -20,7 +20,13 @@ from conftest import error_line, invoke, translate_cmd
 from PIL import Image
 
 from translate.data.demo import build_demo
-from translate.infer import FAILURES, TranslationPipeline, plan_jobs, run_folder
+from translate.infer import (
+    FAILURES,
+    TranslationPipeline,
+    default_decode_workers,
+    plan_jobs,
+    run_folder,
+)
 from translate.io.images import read_image, write_image
 from translate.modelfile import load_model
 
@@ -524,3 +530,14 @@ def test_two_ranks_share_the_inputs_and_merge_failures(run: Path, tmp_path: Path
     # rank 0 has inputs 0, 2, 4, 6, 8, rank 1 inputs 1, 3, 5, 7.
     assert [int(n) for n in match.groups()] == [5 - (bad_rank == 0), 4 - (bad_rank == 1)]
     assert "written" not in rank1, rank1  # only rank 0 prints the summary
+
+
+def test_default_decode_workers_leave_the_cpu_models_threads_alone(monkeypatch) -> None:
+    monkeypatch.setattr("translate.infer.os.cpu_count", lambda: 8)
+    monkeypatch.setattr("translate.infer.torch.get_num_threads", lambda: 6)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert default_decode_workers(5, gpu) == 0  # a handful of files: no processes
+    assert default_decode_workers(100, gpu) == 4
+    assert default_decode_workers(100, cpu) == 2  # the 2 cores the 6 compute threads leave
+    monkeypatch.setattr("translate.infer.torch.get_num_threads", lambda: 8)
+    assert default_decode_workers(100, cpu) == 0

@@ -305,6 +305,22 @@ def _write(item: dict[str, Any], result: np.ndarray) -> None:
     write_image(item["job"].dst, pixels, alpha=item["alpha"], bit_depth=item["bit_depth"])
 
 
+def default_decode_workers(n_jobs: int, device: torch.device | None) -> int:
+    """Decoding processes when ``--workers`` is not given.
+
+    None for a handful of files (starting processes costs more than it saves). On a GPU, up to
+    4, one per core. On the CPU only the cores the model's compute threads leave free: a decoder
+    that preempts one of them stalls every multi-threaded kernel on the slower thread (measured
+    on 2 cores: 0.91× a naive loop with 2 decoders, 1.12× with none; docs/BENCHMARKS.md).
+    """
+    if n_jobs <= 8:
+        return 0
+    cores = os.cpu_count() or 1
+    if device is not None and device.type == "cpu":
+        return min(4, max(0, cores - torch.get_num_threads()))
+    return min(4, cores)
+
+
 def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
                batch_size: int = 1, ext: str | None = None, overwrite: bool = False,
                num_workers: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -335,7 +351,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
             old.unlink()
     distributed.barrier()
     if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1) if len(jobs) > 8 else 0
+        num_workers = default_decode_workers(len(jobs), getattr(pipeline, "device", None))
     loader = DataLoader(_Decode(jobs, max_pixels), batch_size=None, num_workers=num_workers,
                         collate_fn=_as_is, pin_memory=False,
                         worker_init_fn=_ignore_stop_signals if num_workers else None)

@@ -164,6 +164,30 @@ def test_batching_does_not_change_results(run: Path) -> None:
     torch.testing.assert_close(y, alone, atol=1e-5, rtol=0)
 
 
+def test_compiled_pipeline_matches_eager_at_every_size(run: Path, odd: Path, tmp_path: Path,
+                                                       monkeypatch) -> None:
+    compiled_nets = []
+    real_compile = torch.compile
+
+    def recording_compile(net, **kwargs):
+        compiled_nets.append(kwargs)
+        return real_compile(net, **kwargs)
+
+    monkeypatch.setattr("translate.infer.torch.compile", recording_compile)
+    result = invoke("infer", run, odd, tmp_path / "compiled", "--compile", "-q")
+    assert result.exit_code == 0, result.output
+    assert compiled_nets == [{"dynamic": True}]  # the CLI flag reached the pipeline
+    assert invoke("infer", run, odd, tmp_path / "eager", "-q").exit_code == 0
+    for name in ("odd.png", "sub dir/été ñ 01.png"):  # two sizes
+        compiled, eager = tmp_path / "compiled" / name, tmp_path / "eager" / name
+        with Image.open(compiled) as a, Image.open(eager) as b:
+            assert a.size == b.size
+            assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1, name
+    pipeline = TranslationPipeline(load_model(run, task="cyclegan"), "a2b", "cpu", "fp32",
+                                   compile=True)
+    assert isinstance(pipeline.net, torch._dynamo.eval_frame.OptimizedModule)
+
+
 def test_b2a_runs_g_ba(run: Path) -> None:
     model = load_model(run, task="cyclegan")
     a2b = TranslationPipeline(model, "a2b", "cpu", "fp32")

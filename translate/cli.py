@@ -275,6 +275,9 @@ def infer(
         False, "--fail-fast", help="Stop at the first failed input (queued writes finish)."
     ),
     workers: int | None = typer.Option(None, "--workers", help="Decoding processes."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the generator (pays off on large folders)."
+    ),
     max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -291,7 +294,8 @@ def infer(
         try:
             dev = resolve_device(distributed.device_for(world, device))
             loaded = load_model(model, device=dev, task="cyclegan")
-            pipeline = TranslationPipeline(loaded, direction, dev, precision)
+            pipeline = TranslationPipeline(loaded, direction, dev, precision,
+                                           compile=compile_model)
             report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
                                 ext=ext, overwrite=overwrite, num_workers=workers,
                                 max_pixels=max_pixels, show_progress=not quiet,

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +47,7 @@ from translate.io.images import (
 )
 from translate.modelfile import Model
 from translate.nets.layers import crop_to, pad_to_multiple
+from translate.signals import StopSignals
 from translate.train import distributed
 from translate.train.adversarial import Precision
 
@@ -226,29 +226,6 @@ def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
     return plan
 
 
-class _StopSignals:
-    """SIGINT/SIGTERM become a flag checked between inputs; a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers leave SIGINT/SIGTERM to the main process (a Ctrl-C reaches the whole
     process group), which stops them when it stops reading."""
@@ -366,7 +343,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     bar = progress.add_task("infer", total=len(jobs), rate="", info="")
     pending: list[tuple[Future, _Job]] = []
     shown = progress if show_progress and world.main else contextlib.nullcontext()
-    with _StopSignals() as stop, ThreadPoolExecutor(max_workers=2) as writers, shown:
+    with StopSignals() as stop, ThreadPoolExecutor(max_workers=2) as writers, shown:
         def halt() -> bool:
             return stop.received is not None or (fail_fast and len(report.failures) > 0)
 
@@ -396,10 +373,13 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     return report
 
 
+def _jsonl(failures: list[dict[str, str]]) -> str:
+    return "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
+
+
 def _write_failures(path: Path, failures: list[dict[str, str]]) -> None:
     if failures:
-        atomic_write_text(path, "".join(json.dumps(f, ensure_ascii=False) + "\n"
-                                        for f in failures))
+        atomic_write_text(path, _jsonl(failures))
     elif path.exists():
         path.unlink()  # a clean re-run clears the old list
 
@@ -408,8 +388,7 @@ def _combine_ranks(report: InferReport, output_dir: Path,
                    world: distributed.World) -> InferReport:
     """Each rank writes its failures to its own file; after a barrier rank 0 merges them into
     ``failures.jsonl``; every rank returns the totals of all ranks."""
-    atomic_write_text(output_dir / RANK_FAILURES.format(rank=world.rank),
-                      "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in report.failures))
+    atomic_write_text(output_dir / RANK_FAILURES.format(rank=world.rank), _jsonl(report.failures))
     distributed.barrier()
     if world.main:
         merged = []

@@ -12,7 +12,6 @@ import json
 import random
 import shutil
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from translate.config import TrainConfig, to_dict, to_yaml
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_open, atomic_write_text
 from translate.modelfile import save_model
+from translate.signals import StopSignals
 from translate.train import distributed
 from translate.train.adversarial import NonFiniteLoss, Precision, adversarial_step
 from translate.train.checkpoint import (
@@ -191,29 +191,6 @@ class EpochBatchSampler(Sampler[list[int]]):
 
 class TrainingInterrupted(TranslateError):
     """SIGINT/SIGTERM: the step finished, the state was saved; exit 130 / 143."""
-
-
-class _StopSignals:
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.received = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
@@ -386,7 +363,7 @@ def fit(
         progress = ui.progress_bar()
         bar = progress.add_task(f"train {task.name}", total=total, completed=step, rate="", info="")
         show = show_progress and world.main
-        with _StopSignals() as stop, progress if show else contextlib.nullcontext():
+        with StopSignals() as stop, progress if show else contextlib.nullcontext():
             while step < total:
                 sampler.set_epoch(epoch, in_epoch)
                 for batch in loader:

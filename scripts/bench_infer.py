@@ -6,7 +6,10 @@ model (a ResnetGenerator pair written by ``translate.modelfile.save_model``, rea
 
 * ``pipeline``: ``translate.infer.run_folder`` with a ``TranslationPipeline`` (DataLoader decode
   workers, batches of equal-size images, autocast, threaded writes) in a process whose allocator
-  is tuned (``translate.perf.tune_allocator``), as ``translate infer`` runs.
+  is tuned (``translate.perf.tune_allocator``), as ``translate infer`` runs (on CPU at fp32 that
+  includes the Winograd 3x3 convs, ``fast_conv``). ``--variants`` adds pipelines that change
+  one option: ``pipeline-no-fast-conv`` (``--no-fast-conv``), ``pipeline-compile``
+  (``--compile``); each is compared with the naive loop's pixels.
 * ``naive``: PIL open → tensor → model at batch 1 → PIL save, one image after another, under the
   same precision (so that the pixel check compares the plumbing, not the arithmetic).
 
@@ -17,6 +20,7 @@ forward pass; the subprocess start and model loading are excluded.
 
     python scripts/bench_infer.py                 # 40 images (400 on CUDA), 256², ResNet-9, 2 runs
     python scripts/bench_infer.py --quick         # a smoke run in seconds
+    python scripts/bench_infer.py --variants pipeline,pipeline-no-fast-conv,pipeline-compile
     python scripts/bench_infer.py --n 500 --batch-size 16 --device cuda --json infer.json
 """
 
@@ -42,7 +46,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import machine  # noqa: E402
 
-VARIANTS = ("naive", "pipeline")
+# "pipeline" is `translate infer` as it comes (on CPU at fp32: Winograd 3x3 convs, fast_conv);
+# the others change one option of it.
+PIPELINE_OPTIONS = {
+    "pipeline": {},
+    "pipeline-no-fast-conv": {"fast_conv": False},  # translate infer --no-fast-conv
+    "pipeline-compile": {"compile": True},  # translate infer --compile
+}
+VARIANTS = ("naive", *PIPELINE_OPTIONS)
+DEFAULT_VARIANTS = "naive,pipeline,pipeline-no-fast-conv"
 
 
 # ── Shared helpers.
@@ -170,7 +182,7 @@ def compare(out_a: Path, out_b: Path) -> dict[str, Any]:
 
     names_a = sorted(p.name for p in out_a.glob("*.png"))
     names_b = sorted(p.name for p in out_b.glob("*.png"))
-    worst, over_one, pixels = 0, 0, 0
+    worst, over_one, differ, pixels = 0, 0, 0, 0
     for name in sorted(set(names_a) & set(names_b)):
         a = np.asarray(Image.open(out_a / name).convert("RGB"), dtype=np.int16)
         b = np.asarray(Image.open(out_b / name).convert("RGB"), dtype=np.int16)
@@ -179,10 +191,11 @@ def compare(out_a: Path, out_b: Path) -> dict[str, Any]:
         d = np.abs(a - b)
         worst = max(worst, int(d.max()))
         over_one += int((d > 1).sum())
+        differ += int((d > 0).sum())
         pixels += d.size
     return {"same_files": names_a == names_b and bool(names_a), "files": len(names_a),
             "files_other": len(names_b), "max_abs_levels": worst,
-            "values_over_1_level": over_one, "values": pixels}
+            "values_over_1_level": over_one, "values_differing": differ, "values": pixels}
 
 
 # ── The two variants (child process).
@@ -224,7 +237,8 @@ def run_pipeline(args: argparse.Namespace, model: Any, device: torch.device) -> 
 
     from translate.infer import TranslationPipeline, run_folder
 
-    pipe = TranslationPipeline(model, "a2b", device, args.precision)
+    pipe = TranslationPipeline(model, "a2b", device, args.precision,
+                               **PIPELINE_OPTIONS[args._variant])
     first = sorted(Path(args._input).iterdir())[0]
     x = to_tensor(Image.open(first).convert("RGB")).unsqueeze(0)
     pipe(x.expand(args.batch_size, -1, -1, -1).contiguous())  # warm-up, untimed
@@ -246,7 +260,7 @@ def child(args: argparse.Namespace) -> None:
     from translate.perf import tune_allocator
     from translate.train.loop import resolve_device
 
-    if args._variant == "pipeline":
+    if args._variant != "naive":
         tune_allocator()  # as the translate command does at start-up (translate/perf.py)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -255,13 +269,16 @@ def child(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     run = run_pipeline if args._variant == "pipeline" else run_naive
+    cpu_start = time.process_time()
     with MemorySampler() as sampler:
         seconds = run(args, model, device)
+    cpu_seconds = time.process_time() - cpu_start  # all threads; includes the warm-up forward
     n = len(list(Path(args._output).glob("*.png")))
     result = {
         "variant": args._variant,
         "images": n,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "images_per_s": n / seconds,
         "peak_rss_mib": peak_rss_mib(),
         "peak_tree_mib": sampler.peak,
@@ -316,6 +333,8 @@ def main() -> None:
     p.add_argument("--tol", type=int, default=None,
                    help="pixel check tolerance in 8-bit levels (default: 1 for fp32, 4 for "
                         "bf16/fp16, whose rounding depends on batch size and memory format)")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS,
+                   help=f"comma-separated, from {', '.join(VARIANTS)} (naive is always run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quick", action="store_true",
@@ -330,6 +349,11 @@ def main() -> None:
         p.set_defaults(n=12, sizes="64", ngf=16, n_blocks=2, repeat=1)
         args = p.parse_args()
     sizes = parse_sizes(args.sizes)
+    variants = ("naive", *(v for v in PIPELINE_OPTIONS if v in args.variants.split(",")))
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown or len(variants) < 2:
+        raise SystemExit(f"--variants: give at least one of {', '.join(PIPELINE_OPTIONS)}"
+                         + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
 
     from translate.train.adversarial import Precision
     from translate.train.loop import resolve_device
@@ -351,13 +375,13 @@ def main() -> None:
           f"{args.n_blocks} blocks; precision {precision}; pipeline batch {args.batch_size}, "
           f"workers {'auto' if args.workers is None else args.workers}", flush=True)
 
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
         tmp = Path(tmp)
         write_inputs(tmp / "in", args.n, sizes, args.format, args.seed)
         write_model(tmp / "model", args.ngf, args.n_blocks, args.seed)
         for rep in range(args.repeat):
-            order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+            order = variants if rep % 2 == 0 else variants[::-1]
             for variant in order:
                 out, result = tmp / f"out_{variant}_{rep}", tmp / f"{variant}_{rep}.json"
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--_variant", variant,
@@ -371,7 +395,8 @@ def main() -> None:
                 print(f"  {r['images']} images in {r['seconds']:.2f} s = "
                       f"{r['images_per_s']:.3f} img/s", flush=True)
         last = args.repeat - 1
-        check = compare(tmp / f"out_naive_{last}", tmp / f"out_pipeline_{last}")
+        checks = {v: compare(tmp / f"out_naive_{last}", tmp / f"out_{v}_{last}")
+                  for v in variants[1:]}
 
     summary = {}
     for variant, rs in runs.items():
@@ -379,14 +404,18 @@ def main() -> None:
         summary[variant] = {
             "images": rs[0]["images"],
             "seconds": med,
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs),
             "images_per_s": rs[0]["images"] / med,
             "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
             "peak_tree_mib": max((r["peak_tree_mib"] or 0.0) for r in rs) or None,
             "cuda_peak_mib": rs[0]["cuda_peak_mib"],
             "runs": rs,
         }
-    ratio = summary["pipeline"]["images_per_s"] / summary["naive"]["images_per_s"]
-    ok = bool(check.get("same_files")) and check.get("max_abs_levels", 99) <= tol
+    main_variant = variants[1]  # "pipeline" unless left out
+    ratio = summary[main_variant]["images_per_s"] / summary["naive"]["images_per_s"]
+    passes = {v: bool(c.get("same_files")) and c.get("max_abs_levels", 99) <= tol
+              for v, c in checks.items()}
+    ok = all(passes.values())
 
     from rich.console import Console
     from rich.table import Table
@@ -394,30 +423,35 @@ def main() -> None:
     console = Console(highlight=False, width=140)
     table = Table(title=f"folder inference, {args.n} images ({size_text}) — {device} "
                         f"({header['device_name']})", title_justify="left")
-    for col in ("variant", "images", "s", "images/s", "vs naive", "peak RSS MiB",
+    for col in ("variant", "images", "s", "images/s", "vs naive", "CPU s", "peak RSS MiB",
                 "peak MiB incl. workers", "CUDA peak MiB"):
         table.add_column(col, justify="left" if col == "variant" else "right")
-    for variant in VARIANTS:
+    for variant in variants:
         s = summary[variant]
         rel = s["images_per_s"] / summary["naive"]["images_per_s"]
         table.add_row(variant, str(s["images"]), f"{s['seconds']:.2f}",
-                      f"{s['images_per_s']:.3f}", f"{rel:.2f}×", f"{s['peak_rss_mib']:.0f}",
+                      f"{s['images_per_s']:.3f}", f"{rel:.2f}×", f"{s['cpu_seconds']:.1f}",
+                      f"{s['peak_rss_mib']:.0f}",
                       fmt(s["peak_tree_mib"], ".0f"),
                       fmt(s["cuda_peak_mib"], ".0f"))
     console.print(table)
-    console.print(f"pipeline / naive throughput: {ratio:.2f}× (median of {args.repeat} run(s) "
+    console.print(f"{main_variant} / naive throughput: {ratio:.2f}× (median of {args.repeat} "
+                  f"run(s) "
                   f"each; folder loop only: decode, compute, encode, write; model load and one "
                   f"warm-up forward excluded)")
+    console.print("CPU s: the variant's process time, all its threads (the folder loop and the "
+                  "warm-up; a machine shared with other jobs inflates wall time, less so this).")
     console.print("peak RSS: each variant's own subprocess (getrusage). Incl. workers: its RSS "
                   "plus its DataLoader workers' private memory, sampled every 0.1 s from /proc.")
-    if check.get("same_files") is False and "reason" in check:
-        console.print(f"same pixels: FAIL ({check['reason']})")
-    else:
+    for variant, check in checks.items():
+        if check.get("same_files") is False and "reason" in check:
+            console.print(f"same pixels as naive, {variant}: FAIL ({check['reason']})")
+            continue
         console.print(
-            f"same pixels: {'PASS' if ok else 'FAIL'} — max |Δ| {check['max_abs_levels']}/255 "
-            f"over {check['files']} vs {check['files_other']} outputs, "
-            f"{check['values_over_1_level']} of {check['values']} values differ by more than "
-            f"1 level (tolerance {tol}/255)")
+            f"same pixels as naive, {variant}: {'PASS' if passes[variant] else 'FAIL'} — max "
+            f"|Δ| {check['max_abs_levels']}/255 over {check['files']} vs {check['files_other']} "
+            f"outputs; {check['values_differing']} of {check['values']} values differ, "
+            f"{check['values_over_1_level']} by more than 1 level (tolerance {tol}/255)")
     header["load_average_end"] = list(os.getloadavg())
     print(f"load average start {header['load_average_start']}, end {header['load_average_end']}")
     if args.json:
@@ -427,8 +461,9 @@ def main() -> None:
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                      if not k.startswith("_")},
             "precision": precision,
-            "ratio_pipeline_over_naive": ratio,
-            "pixel_check": {**check, "tolerance_levels": tol, "pass": ok},
+            f"ratio_{main_variant}_over_naive": ratio,
+            "pixel_check": {v: {**c, "tolerance_levels": tol, "pass": passes[v]}
+                            for v, c in checks.items()},
             "variants": summary,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

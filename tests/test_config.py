@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from translate.config import GanConfig, VaeConfig, load_config, to_dict, to_yaml
+from translate.config import GanConfig, InpaintConfig, VaeConfig, load_config, to_dict, to_yaml
 from translate.errors import TranslateError
 
 CONFIGS = Path(__file__).parents[1] / "configs"
-DEFAULTS = {"gan": GanConfig, "vae": VaeConfig}
+DEFAULTS = {"gan": GanConfig, "vae": VaeConfig, "inpaint": InpaintConfig}
 
 
 def error_of(task: str, path: Path | None = None, overrides: list[str] = ()) -> str:
@@ -56,7 +56,7 @@ def test_defaults_load_for_gan_and_vae() -> None:
     )
 
 
-@pytest.mark.parametrize("task", ["gan", "vae"])
+@pytest.mark.parametrize("task", ["gan", "vae", "inpaint"])
 def test_shipped_yaml_loads_to_exactly_the_dataclass_defaults(task: str) -> None:
     cfg = load_config(task, path=CONFIGS / f"{task}.yaml")
     assert cfg == DEFAULTS[task]()
@@ -72,7 +72,7 @@ def flat_keys(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("task", ["gan", "vae"])
+@pytest.mark.parametrize("task", ["gan", "vae", "inpaint"])
 def test_shipped_yaml_lists_every_key_with_its_default(task: str) -> None:
     # The YAML is documented as mirroring the defaults; a key missing from it is a setting
     # users of configs/<task>.yaml never see, and a value that differs is drift.
@@ -220,6 +220,7 @@ def test_configs_are_frozen() -> None:
     [
         ("gan", ["train.lr=1e-4", "train.steps=10", "train.gan_loss=hinge", "model.latent_dim=64"]),
         ("vae", ["model.latent_dim=2", "model.hidden=32", "train.seed=9", "data.source=/x/y"]),
+        ("inpaint", ["model.gated=false", "data.masks=thick", "loss.hole=3", "train.ema=0"]),
     ],
 )
 def test_to_yaml_round_trips(tmp_path: Path, task: str, overrides: list[str]) -> None:

@@ -35,6 +35,8 @@ class TaskName(str, Enum):
     gan = "gan"
     vae = "vae"
     cyclegan = "cyclegan"
+    inpaint = "inpaint"
+    sr = "sr"
 
 
 @contextlib.contextmanager
@@ -82,6 +84,8 @@ def train(
         False, "--resume", help="Continue the run in --out from state/last.pt."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="Also log scalars and sample grids to RUN/tensorboard/."),
 ) -> None:
     """Train a model: config, checkpoints, samples, metrics and model files go to the run dir."""
     with user_errors():
@@ -112,7 +116,8 @@ def train(
             device = resolve_device(distributed.device_for(world, cfg.train.device))
             seed_everything(cfg.train.seed)
             job = TASKS[name](cfg, device)
-            result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet)
+            result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet,
+                         tensorboard=tensorboard)
         finally:
             distributed.shutdown()
         if world.main:
@@ -181,14 +186,50 @@ def evaluate(
     ),
     n: int = typer.Option(10000, "--n", help="Generated samples to score."),
     seed: int = typer.Option(0, "--seed", help="Seed for the generated samples."),
+    dir_a: Path | None = typer.Option(None, "--a", help="cyclegan: test images of domain A."),
+    dir_b: Path | None = typer.Option(None, "--b", help="cyclegan: test images of domain B."),
+    inception: Path | None = typer.Option(
+        None, "--inception", help="cyclegan: pytorch-fid's pt_inception-2015-12-05 weights "
+        "file, for FID comparable with papers (default: the offline FID-VGG16)."),
+    n_max: int | None = typer.Option(
+        None, "--n-max", help="cyclegan: use at most the first N images of each folder."),
+    size: int | None = typer.Option(
+        None, "--size", help="cyclegan: resize images to SIZE×SIZE (default: their own size)."),
+    images: Path | None = typer.Option(None, "--images", help="inpaint: clean images."),
+    masks: Path | None = typer.Option(None, "--masks", help="inpaint: hole masks for --images."),
+    hole: str = typer.Option("white", "--hole", help="inpaint: white (nonzero = hole) or black."),
+    pair: str = typer.Option("name", "--pair", help="inpaint: pair masks by name or sorted order."),
+    mask_preset: list[str] = typer.Option(
+        [], "--mask-preset", help="inpaint: generated thin/medium/thick masks (repeatable; "
+        "seeded by --seed)."),
+    hr: Path | None = typer.Option(None, "--hr", help="sr: folder of HR reference images."),
+    lr: Path | None = typer.Option(
+        None, "--lr", help="sr: matching LR inputs (default: MATLAB-bicubic ↓ of --hr)."),
+    scale: int | None = typer.Option(None, "--scale", help="sr: the scale (must be the model's)."),
+    per_image: bool = typer.Option(False, "--per-image", help="sr: a row per image."),
+    tile: int = typer.Option(0, "--tile", help="sr: tiled inference (LR tile side; 0 = whole)."),
 ) -> None:
-    """Score a model; prints a table and writes RUN/eval.json."""
+    """Score a model; prints a table and writes RUN/eval.json (cyclegan: eval_translation.json).
+
+    A cyclegan run translates --a and --b and reports FID/KID against the other folder, both
+    directions, and the cycle-reconstruction PSNR/SSIM. An sr run upscales the LR of --hr
+    (--lr, or MATLAB-bicubic-shrunk --hr) and reports PSNR/SSIM on Y beside bicubic
+    (RUN/eval_sr.json)."""
     with user_errors():
         from translate.eval.mnist import MAX_ENTROPY_BITS, evaluate_mnist
         from translate.io.atomic import atomic_write_text
         from translate.modelfile import load_model
 
-        model = load_model(run, task=("gan", "vae"))
+        model = load_model(run, task=("gan", "vae", "cyclegan", "inpaint", "sr"))
+        if model.task == "sr":
+            _eval_sr(model, hr, lr, scale, per_image, tile)
+            return
+        if model.task == "cyclegan":
+            _eval_translation(model, dir_a, dir_b, inception, n_max, size)
+            return
+        if model.task == "inpaint":
+            _eval_inpaint(model, images, masks, hole, pair, tuple(mask_preset), seed)
+            return
         if n < 2:
             raise TranslateError(f"--n must be at least 2, got {n}")
         started = time.perf_counter()
@@ -210,6 +251,58 @@ def evaluate(
         ui.console.print(table)
         atomic_write_text(model.path / "eval.json", json.dumps(result.as_dict(), indent=2) + "\n")
         ui.info(f"wrote {model.path / 'eval.json'} ({time.perf_counter() - started:.1f} s)")
+
+
+def _eval_sr(model, hr: Path | None, lr: Path | None, scale: int | None, per_image: bool,
+             tile: int) -> None:
+    """The sr branch of ``translate eval``: PSNR/SSIM (Y, border = scale), model vs bicubic."""
+    from translate.eval.sr import evaluate_sr, print_sr_result, save_sr_result
+    from translate.train.loop import resolve_device
+
+    if hr is None:
+        raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
+    result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
+    print_sr_result(result, f"sr — {model.path}", per_image=per_image)
+    path = save_sr_result(model.path, result)
+    ui.info(f"wrote {path} ({result.seconds:.1f} s)")
+
+
+def _eval_inpaint(model, images: Path | None, masks: Path | None, hole: str, pair: str,
+                  presets: tuple[str, ...], seed: int) -> None:
+    """The inpaint branch of ``translate eval``: model vs cv2 Telea / NS on the holes."""
+    from translate.eval.inpaint import evaluate_inpaint, print_inpaint_result, save_inpaint_result
+    from translate.train.loop import resolve_device
+
+    if images is None:
+        raise TranslateError("an inpainting model is scored with --images DIR and --masks DIR "
+                             "or --mask-preset NAME")
+    started = time.perf_counter()
+    result = evaluate_inpaint(model, images, masks, hole, presets, seed, pair,
+                              device=resolve_device("auto"))
+    print_inpaint_result(result, f"inpaint — {model.path}")
+    key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
+           else f"{images} | presets {','.join(presets)} seed {seed}")
+    path = save_inpaint_result(model.path, result, key)
+    ui.info(f"wrote {path} ({time.perf_counter() - started:.1f} s)")
+
+
+def _eval_translation(model, dir_a: Path | None, dir_b: Path | None, inception: Path | None,
+                      n_max: int | None, size: int | None) -> None:
+    """The cyclegan branch of ``translate eval``: FID/KID both ways, cycle PSNR/SSIM."""
+    from translate.eval.features import feature_extractor
+    from translate.eval.translation import evaluate_translation, print_translation_table
+    from translate.io.atomic import atomic_write_text
+    from translate.train.loop import resolve_device
+
+    if dir_a is None or dir_b is None:
+        raise TranslateError("a cyclegan model needs --a DIR and --b DIR (test images)")
+    features, metric = feature_extractor(inception)
+    result = evaluate_translation(model, dir_a, dir_b, features, metric, size=size, n_max=n_max,
+                                  device=resolve_device("auto"))
+    print_translation_table(result, title=f"{model.task} — {model.path}")
+    out = model.path / "eval_translation.json"
+    atomic_write_text(out, json.dumps(result.as_dict(), indent=2) + "\n")
+    ui.info(f"wrote {out} ({result.seconds:.1f} s)")
 
 
 data_app = typer.Typer(help="Prepare datasets.", no_args_is_help=True)
@@ -262,10 +355,12 @@ def data_demo(
     epilog="Example: translate infer runs/cyclegan photos/ out/ --direction a2b --batch-size 4"
 )
 def infer(
-    model: Path = typer.Argument(..., help="Run directory or model folder."),
+    model: Path = typer.Argument(
+        ..., help="Run directory, model folder or exported .onnx file (onnxruntime)."),
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Image file or folder."),
     output_dir: Path = typer.Argument(..., metavar="OUTPUT", help="Folder for the results."),
-    direction: str = typer.Option("a2b", "--direction", help="a2b or b2a (translation models)."),
+    direction: str | None = typer.Option(
+        None, "--direction", help="a2b (default) or b2a (translation models)."),
     batch_size: int = typer.Option(1, "--batch-size", help="Images of equal size per batch."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -278,7 +373,24 @@ def infer(
     compile_model: bool = typer.Option(
         False, "--compile", help="torch.compile the generator (pays off on large folders)."
     ),
+    fast_conv: bool | None = typer.Option(
+        None, "--fast-conv/--no-fast-conv", help="Translation: Winograd 3x3 convs (same "
+        "outputs within fp32 rounding; default: on for CPU at fp32)."),
     max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
+    masks: Path | None = typer.Option(
+        None, "--masks", help="Inpainting: folder of masks (name_mask*.png or the image's name)."
+    ),
+    hole: str = typer.Option("white", "--hole", help="Inpainting: white (nonzero = hole) or "
+                             "black (0 = hole) masks."),
+    outscale: float | None = typer.Option(
+        None, "--outscale", help="Super-resolution: final size factor (default: the model's "
+        "scale; others resize its output, bicubic)."),
+    tile: int | None = typer.Option(
+        None, "--tile", help="Super-resolution: run in overlapping LR tiles of this side "
+        "(bounded memory); 0 = whole image."),
+    tile_overlap: int | None = typer.Option(
+        None, "--tile-overlap", help="Super-resolution: LR pixels neighbouring tiles share "
+        "(blended; default: twice the model's receptive radius)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Translate every image under INPUT (recursively) into OUTPUT at its own resolution,
@@ -292,14 +404,46 @@ def infer(
 
         world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
         try:
-            dev = resolve_device(distributed.device_for(world, device))
-            loaded = load_model(model, device=dev, task="cyclegan")
-            pipeline = TranslationPipeline(loaded, direction, dev, precision,
-                                           compile=compile_model)
+            if model.suffix.lower() == ".onnx":  # an exported model: onnxruntime runs it
+                from translate.infer_onnx import onnx_pipeline
+
+                pipeline, mask_folder = onnx_pipeline(
+                    model, device, direction, precision, compile_model, masks, hole, max_pixels,
+                    pytorch_only={"--outscale": outscale, "--tile": tile,
+                                  "--fast-conv": fast_conv or None})
+            else:
+                dev = resolve_device(distributed.device_for(world, device))
+                loaded = load_model(model, device=dev, task=("cyclegan", "inpaint", "sr"))
+                if loaded.task != "sr" and (outscale is not None or tile is not None):
+                    raise TranslateError(f"--outscale and --tile are for super-resolution models; "
+                                         f"{model} holds a '{loaded.task}' model")
+                if fast_conv and loaded.task != "cyclegan":
+                    raise TranslateError(f"--fast-conv is for translation models; {model} holds "
+                                         f"a '{loaded.task}' model")
+                if masks is not None and loaded.task != "inpaint":
+                    raise TranslateError(f"--masks is for inpainting models; {model} holds a "
+                                         f"'{loaded.task}' model")
+                mask_folder = None
+                if loaded.task == "inpaint":
+                    from translate.infer_inpaint import InpaintPipeline, MaskFolder
+
+                    if masks is None:
+                        raise TranslateError(f"{model} holds an inpainting model: give the holes "
+                                             "with --masks MASK_DIR")
+                    mask_folder = MaskFolder(masks, hole, max_pixels)
+                    pipeline = InpaintPipeline(loaded, dev, precision, compile=compile_model)
+                elif loaded.task == "sr":
+                    from translate.infer_sr import SRPipeline
+
+                    pipeline = SRPipeline(loaded, dev, precision, tile=tile or 0,
+                                          tile_overlap=tile_overlap, outscale=outscale)
+                else:
+                    pipeline = TranslationPipeline(loaded, direction or "a2b", dev, precision,
+                                                   compile=compile_model, fast_conv=fast_conv)
             report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
                                 ext=ext, overwrite=overwrite, num_workers=workers,
                                 max_pixels=max_pixels, show_progress=not quiet,
-                                fail_fast=fail_fast)
+                                fail_fast=fail_fast, masks=mask_folder)
         finally:
             distributed.shutdown()
         if world.main:
@@ -316,6 +460,39 @@ def infer(
                 ui.warn(f"… and {len(report.failures) - 20} more in {output_dir / FAILURES}")
         if report.exit_code:
             raise typer.Exit(report.exit_code)
+
+
+@app.command(name="export", epilog="Example: translate export runs/sw --format onnx --dynamic")
+def export_cmd(
+    run: Path = typer.Argument(..., help="Run directory or model folder."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx, torchscript or safetensors."),
+    dynamic: bool = typer.Option(
+        False, "--dynamic", help="ONNX: dynamic batch, height and width axes."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (one network) or folder (both directions); "
+        "default RUN/export/NETWORK.onnx|.pt|.safetensors."),
+    direction: str | None = typer.Option(
+        None, "--direction", help="Translation models: a2b, b2a or both (default)."),
+    size: str = typer.Option(
+        "256x256", "--size", help="ONNX without --dynamic: the fixed input size, HxW or N."),
+) -> None:
+    """Export the inference network(s) with the metadata `translate infer` needs; the export's
+    outputs are checked against PyTorch (max abs error ≤ 1e-3) before it is written."""
+    with user_errors():
+        from translate.export import export_model, parse_size
+
+        results = export_model(run, fmt, dynamic=dynamic, out=out, direction=direction,
+                               size=parse_size(size))
+        table = Table(title=f"export — {run}")
+        for column in ("file", "exporter", "export s", "check: input → max abs error"):
+            table.add_column(column)
+        for r in results:
+            checks = ", ".join(f"{c['shape']} → {c['max_abs_error']:.2e}" for c in r.check)
+            table.add_row(str(r.path), r.exporter, f"{r.seconds:.1f}", checks)
+        ui.console.print(table)
+        for r in results:
+            if r.note:
+                ui.warn(f"{r.path.name}: {r.note}; used the TorchScript-based ONNX exporter")
 
 
 @app.command(

@@ -178,8 +178,155 @@ class CycleGanConfig:
     )
 
 
+@dataclass(frozen=True)
+class InpaintModelConfig:
+    ngf: int = 64
+    n_blocks: int = 8
+    n_down: int = 2  # images are padded to a multiple of 2 ** n_down
+    gated: bool = True  # gated convolutions (DeepFill v2); False: the CycleGAN trunk + norm
+    norm: str = "instance"  # of the plain (gated: false) body only
+    prefill: str = "pushpull"  # holes pre-filled by push-pull, G predicts a correction; or zeros
+    ndf: int = 64
+    n_layers: int = 3
+    spectral_norm: bool = True  # SN-PatchGAN discriminator (DeepFill v2), without norm layers
+
+    def __post_init__(self) -> None:
+        _check_choice("model.norm", self.norm, ("instance", "batch", "none"))
+        _check_choice("model.prefill", self.prefill, ("pushpull", "zeros"))
+        for key in ("ngf", "n_blocks", "ndf", "n_layers"):
+            _check_positive(f"model.{key}", getattr(self, key))
+        _check_positive("model.n_down", self.n_down, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class InpaintDataConfig:
+    root: str = "datasets/photos"  # any folder of photos, searched recursively
+    crop_size: int = 256
+    flip: bool = True
+    masks: str = "thin,medium,thick"  # presets drawn from per sample (translate.data.masks)
+
+    def __post_init__(self) -> None:
+        _check_positive("data.crop_size", self.crop_size)
+        for name in self.masks.split(","):
+            _check_choice("data.masks", name.strip(), ("thin", "medium", "thick"))
+
+
+@dataclass(frozen=True)
+class InpaintLossConfig:
+    hole: float = 6.0  # L1 weight on hole pixels (Liu et al. 2018, Eqn. 7)
+    valid: float = 1.0  # L1 weight on known pixels of the raw prediction
+    adversarial: float = 0.1  # weight of the GAN term on the composited image
+
+    def __post_init__(self) -> None:
+        for key in ("hole", "valid", "adversarial"):
+            _check_positive(f"loss.{key}", getattr(self, key), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class InpaintConfig:
+    """Free-form inpainting: gated-conv generator, SN-PatchGAN, hole-weighted L1 + hinge GAN."""
+
+    task: str = "inpaint"
+    model: InpaintModelConfig = field(default_factory=InpaintModelConfig)
+    data: InpaintDataConfig = field(default_factory=InpaintDataConfig)
+    loss: InpaintLossConfig = field(default_factory=InpaintLossConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=100000, batch_size=8, lr=1e-4, beta1=0.5, beta2=0.999, gan_loss="hinge",
+            log_every=100, sample_every=2000, checkpoint_every=2000, ema=0.999,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class SrModelConfig:
+    scale: int = 4  # 2, 3 or 4
+    nf: int = 64  # SRGenerator feature channels (EDSR-baseline / SRResNet: 64)
+    n_blocks: int = 16  # residual blocks (EDSR-baseline / SRResNet: 16)
+    image_skip: bool = True  # add a bilinear upscale of the input (learn the residual only)
+    upsampler: str = "pixelshuffle"  # EDSR's ×2(·×2) shuffle stages, or "lite" (ESPCN: one LR conv)
+    block: str = "residual"  # EDSR residual blocks, or "rrdb" (ESRGAN, heavier)
+    gc: int = 32  # growth channels of the RRDB dense blocks
+    ndf: int = 64  # PatchGAN discriminator (stage 2 only)
+    n_layers: int = 3
+    spectral_norm: bool = True  # D without norm layers, spectrally normalised
+    init_from: str = ""  # stage 2: a stage-1 run (or model folder) whose G weights to start from
+
+    def __post_init__(self) -> None:
+        _check_choice("model.scale", str(self.scale), ("2", "3", "4"))
+        _check_choice("model.upsampler", self.upsampler, ("pixelshuffle", "lite"))
+        _check_choice("model.block", self.block, ("residual", "rrdb"))
+        for key in ("nf", "n_blocks", "ndf", "n_layers", "gc"):
+            _check_positive(f"model.{key}", getattr(self, key))
+
+
+@dataclass(frozen=True)
+class SrDataConfig:
+    root: str = "datasets/sr"  # folder(s) of high-resolution photos ("a,b"), searched recursively
+    hr_size: int = 128  # side of the random HR crops; a multiple of model.scale
+    repeat: int = 20  # random crops per image per epoch
+    flip: bool = True  # random horizontal/vertical flips
+    rot90: bool = True  # random 90° rotations
+    cache: bool = True  # decode every image once and keep it in memory
+    blur: float = 0.0  # > 0: Gaussian blur of the HR crop, σ ~ U(0.2, blur) HR pixels
+    noise: float = 0.0  # > 0: Gaussian noise on the LR input, σ ~ U(0, noise) of 255
+    jpeg: int = 0  # > 0: JPEG-compress the LR input at quality ~ U(jpeg, 95)
+    degrade_prob: float = 1.0  # chance each enabled degradation is applied to a sample
+
+    def __post_init__(self) -> None:
+        for key in ("hr_size", "repeat"):
+            _check_positive(f"data.{key}", getattr(self, key))
+        for key in ("blur", "noise", "jpeg"):
+            _check_positive(f"data.{key}", getattr(self, key), allow_zero=True)
+        if self.jpeg > 95:
+            raise TranslateError(f"config key 'data.jpeg': must be <= 95, got {self.jpeg}")
+        if not 0.0 <= self.degrade_prob <= 1.0:
+            raise TranslateError(
+                f"config key 'data.degrade_prob': must be in [0, 1], got {self.degrade_prob}"
+            )
+
+
+@dataclass(frozen=True)
+class SrLossConfig:
+    gan: bool = False  # stage 2: add the adversarial term (start from model.init_from)
+    gan_loss: str = "ragan"  # relativistic average (ESRGAN); bce, lsgan and hinge also work
+    gan_weight: float = 5e-3  # ESRGAN's λ for the adversarial term
+    l1_weight: float = 1.0  # pixel L1 (stage 1: the only term); ESRGAN stage 2 uses 1e-2
+
+    def __post_init__(self) -> None:
+        _check_choice("loss.gan_loss", self.gan_loss, ("bce", "lsgan", "hinge", "ragan"))
+        for key in ("gan_weight", "l1_weight"):
+            _check_positive(f"loss.{key}", getattr(self, key), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class SrConfig:
+    """Single-image super-resolution: stage 1 L1 (PSNR-oriented), stage 2 L1 + RaGAN."""
+
+    task: str = "sr"
+    model: SrModelConfig = field(default_factory=SrModelConfig)
+    data: SrDataConfig = field(default_factory=SrDataConfig)
+    loss: SrLossConfig = field(default_factory=SrLossConfig)
+    # train.gan_loss is not read by sr: the adversarial loss is loss.gan_loss (ragan by default).
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=100000, batch_size=16, lr=2e-4, beta1=0.9, beta2=0.99, log_every=100,
+            sample_every=2000, checkpoint_every=2000, ema=0.999,
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if self.data.hr_size % self.model.scale:
+            raise TranslateError(
+                f"config key 'data.hr_size': {self.data.hr_size} is not a multiple of "
+                f"model.scale={self.model.scale}"
+            )
+
+
 # Config name → schema. Other tasks add themselves here, explicitly.
 SCHEMAS: dict[str, type] = {"gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleGanConfig}
+SCHEMAS["inpaint"] = InpaintConfig
+SCHEMAS["sr"] = SrConfig
 
 
 def _one_line(e: OmegaConfBaseException) -> str:

@@ -47,6 +47,7 @@ from translate.io.images import (
 )
 from translate.modelfile import Model
 from translate.nets.layers import crop_to, pad_to_multiple
+from translate.nets.winograd import fast_inference
 from translate.signals import StopSignals
 from translate.train import distributed
 from translate.train.adversarial import Precision
@@ -59,11 +60,13 @@ class TranslationPipeline:
     """A translation generator (CycleGAN) applied at the image's own resolution.
 
     ``pipeline(x)`` takes (B, 3, H, W) floats in [0, 1] and returns the same shape in [0, 1].
+    ``fast_conv`` (default: on for CPU at fp32) runs the generator's 3x3 stride-1 convs with
+    Winograd's algorithm (``translate.nets.winograd.fast_inference``).
     """
 
     def __init__(self, model: Model, direction: str = "a2b", device: str | torch.device = "cpu",
                  precision: str = "auto", channels_last: bool | None = None,
-                 compile: bool = False):
+                 compile: bool = False, fast_conv: bool | None = None):
         directions: dict[str, str] = model.meta.get("directions", {})
         if direction not in directions:
             have = ", ".join(directions) or "none"
@@ -76,6 +79,14 @@ class TranslationPipeline:
             channels_last = self.device.type == "cuda"
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        if fast_conv is None:  # on where measured faster: CPU at fp32 (docs/BENCHMARKS.md)
+            fast_conv = self.device.type == "cpu" and self.precision.name == "fp32"
+        self.fast_conv = fast_conv
+        if fast_conv:
+            # Winograd F(4x4, 3x3) for the 3x3 stride-1 convs: ~4x fewer multiplications, same
+            # outputs within fp32 rounding (translate/nets/winograd.py). Converts the loaded
+            # network in place (no second copy of the weights).
+            self.net = fast_inference(self.net, inplace=True)
         if compile:
             # dynamic=True: one compiled graph serves every image size (each image is run at its
             # own resolution), instead of a recompilation per new size. The first image pays the
@@ -123,13 +134,15 @@ class _Job:
     index: int
     src: Path
     dst: Path
+    mask: Path | None = None  # inpainting: the mask file paired with src
 
 
 class _Decode(Dataset):
     """Reads one image per item in a worker; errors come back as data, never as exceptions."""
 
-    def __init__(self, jobs: list[_Job], max_pixels: int | None):
+    def __init__(self, jobs: list[_Job], max_pixels: int | None, masks: Any = None):
         self.jobs, self.max_pixels = jobs, max_pixels
+        self.masks = masks  # reads job.mask files (translate.infer_inpaint.MaskFolder)
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -139,9 +152,12 @@ class _Decode(Dataset):
         try:
             image = read_image(job.src, max_pixels=self.max_pixels)
             pixels = torch.from_numpy(np.ascontiguousarray(to_float(to_rgb(image.array))))
-            return {"job": job, "pixels": pixels.permute(2, 0, 1), "alpha": image.alpha,
+            item = {"job": job, "pixels": pixels.permute(2, 0, 1), "alpha": image.alpha,
                     "gray": image.array.shape[-1] == 1, "bit_depth": image.bit_depth,
                     "warning": image.warning, "error": None}
+            if job.mask is not None:
+                item |= self.masks.decode(job.mask, image)  # "mask", "hole", "original"
+            return item
         except ImageReadError as e:
             return {"job": job, "error": e.reason}
         except Exception as e:  # a decoder bug must not end a run over thousands of files
@@ -268,7 +284,11 @@ def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport
     if pipeline.device.type == "cuda":
         x = x.pin_memory()
     try:
-        y = pipeline(x).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+        if "mask" in batch[0]:  # inpainting: (B, 1, H, W) holes as the second input
+            y = pipeline(x, torch.stack([item["mask"] for item in batch]))
+        else:
+            y = pipeline(x)
+        y = y.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
         return list(zip(batch, y, strict=True))
     except (RuntimeError, ValueError) as e:
         if len(batch) > 1:
@@ -285,7 +305,22 @@ def _write(item: dict[str, Any], result: np.ndarray) -> None:
     pixels = from_float(result, item["bit_depth"])
     if item["gray"]:
         pixels = rgb_to_gray(pixels)
-    write_image(item["job"].dst, pixels, alpha=item["alpha"], bit_depth=item["bit_depth"])
+    if "hole" in item:  # inpainting: known pixels are the input's own, not a float round trip
+        pixels = np.where(item["hole"][..., None], pixels, item["original"])
+    alpha = item["alpha"]
+    if alpha is not None and alpha.shape[:2] != pixels.shape[:2]:
+        alpha = _resize_alpha(alpha, pixels.shape[:2])
+    write_image(item["job"].dst, pixels, alpha=alpha, bit_depth=item["bit_depth"])
+
+
+def _resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Alpha (H, W) resized to the output's ``size`` (super-resolution): bilinear (no overshoot
+    past opaque/transparent, unlike bicubic), ``INTER_AREA`` when shrinking; dtype kept."""
+    import cv2
+
+    h, w = size
+    shrink = h < alpha.shape[0] or w < alpha.shape[1]
+    return cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def default_decode_workers(n_jobs: int, device: torch.device | None) -> int:
@@ -307,11 +342,15 @@ def default_decode_workers(n_jobs: int, device: torch.device | None) -> int:
 def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
                batch_size: int = 1, ext: str | None = None, overwrite: bool = False,
                num_workers: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               show_progress: bool = True, fail_fast: bool = False) -> InferReport:
+               show_progress: bool = True, fail_fast: bool = False,
+               masks: Any = None) -> InferReport:
     """Apply ``pipeline`` to every image under ``input_path``, mirroring it into ``output_dir``.
 
     Args:
         fail_fast: stop at the first failed input (the writes already queued still finish).
+        masks: inpainting: pairs every input with its mask file and reads masks
+            (``translate.infer_inpaint.MaskFolder``); the pipeline is then called as
+            ``pipeline(images, masks)``.
 
     SIGINT/SIGTERM stop the run the same way; the report names the signal and its
     ``exit_code`` is 128 + its number. Under torchrun (``distributed.init_from_env`` called
@@ -323,6 +362,8 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
         raise TranslateError(f"--batch-size must be at least 1, got {batch_size}")
     world = distributed.WORLD
     plan = plan_jobs(input_path, output_dir, ext, overwrite, world.rank, world.size)
+    if masks is not None:
+        plan = masks.pair(plan, input_path, world.rank, world.size)
     jobs = plan.jobs
     report = InferReport(total=plan.total, skipped_existing=plan.existing,
                          failures=list(plan.failures))
@@ -335,7 +376,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     distributed.barrier()
     if num_workers is None:
         num_workers = default_decode_workers(len(jobs), getattr(pipeline, "device", None))
-    loader = DataLoader(_Decode(jobs, max_pixels), batch_size=None, num_workers=num_workers,
+    loader = DataLoader(_Decode(jobs, max_pixels, masks), batch_size=None, num_workers=num_workers,
                         collate_fn=_as_is, pin_memory=False,
                         worker_init_fn=_ignore_stop_signals if num_workers else None)
     started = time.perf_counter()

@@ -18,9 +18,11 @@ from safetensors.torch import load_file, save
 from translate import __version__
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
+from translate.nets.inpaint import InpaintGenerator
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
+from translate.nets.sr import SRGenerator
 from translate.nets.vae import VAE
 from translate.train.checkpoint import load_module_state
 
@@ -31,6 +33,8 @@ NETWORKS: dict[str, type[torch.nn.Module]] = {
     "VAE": VAE,
     "ResnetGenerator": ResnetGenerator,
     "PatchDiscriminator": PatchDiscriminator,
+    "SRGenerator": SRGenerator,
+    "InpaintGenerator": InpaintGenerator,
 }
 FORMAT = "translate-model"
 VERSION = 1

@@ -1,20 +1,24 @@
-"""``report.html`` for a run: the config, the last logged losses, the latest sample grid, and
-input → output image tables for folders the model translated.
+"""``report.html`` for a run: the eval tables (``RUN/eval*.json``), loss curves, the last logged
+losses, the latest sample grid, input → output image tables for folders the model translated,
+and the config.
 
 Images are referenced by relative links (nothing is copied), so the report opens from disk next
-to the run and its output folders.
+to the run and its output folders. The loss curves are PNG files written (atomically) next to the
+report: ``<report name>_<group>.png``, one per loss group (``D_A``/``D_B`` → ``D``, …).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from translate.errors import TranslateError
-from translate.io.atomic import atomic_write_text
+from translate.io.atomic import atomic_open, atomic_write_text
 from translate.io.images import scan_images
 
 STYLE = """
@@ -23,6 +27,7 @@ table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-align: left; }
 img { max-width: 256px; image-rendering: auto; }
 img.grid { max-width: 100%; }
+img.plot { max-width: 600px; }
 pre { background: #f6f6f6; padding: 1em; overflow: auto; }
 """
 
@@ -47,6 +52,94 @@ def _comparison(title: str, inputs: Path, outputs: Path, report_dir: Path, limit
             f"<th>output</th></tr>{''.join(rows)}</table>")
 
 
+# Logged values that are not losses: the x axis, counters and speed.
+NOT_PLOTTED = ("step", "epoch", "time", "it_per_s", "nonfinite_skipped")
+
+
+def loss_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Loss names by group: the part before the first ``_`` (``cycle_A``, ``cycle_B`` → ``cycle``;
+    ``D_A``, ``D_B`` → ``D``); the learning rate is a group of its own."""
+    groups: dict[str, list[str]] = {}
+    for record in records:
+        for key, value in record.items():
+            if key in NOT_PLOTTED or not isinstance(value, int | float):
+                continue
+            names = groups.setdefault(key.split("_")[0], [])
+            if key not in names:
+                names.append(key)
+    return groups
+
+
+def write_loss_plots(records: list[dict[str, Any]], prefix: Path) -> list[tuple[str, Path]]:
+    """One PNG per loss group against the step: ``{prefix}_{group}.png``, each written atomically.
+
+    Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    written = []
+    for group, names in loss_groups(records).items():
+        fig = Figure(figsize=(6, 3.2), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for name in names:
+            points = [(r["step"], r[name]) for r in records
+                      if "step" in r and isinstance(r.get(name), int | float)
+                      and math.isfinite(r[name])]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=name, linewidth=1.2)
+        ax.set_xlabel("step")
+        ax.set_title("learning rate" if group == "lr" else f"{group} losses")
+        ax.grid(alpha=0.3)
+        if len(names) > 1:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = prefix.parent / f"{prefix.name}_{group}.png"
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format="png")
+        written.append((group, path))
+    return written
+
+
+def _flatten(value: Any, key: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [row for k, v in value.items() for row in _flatten(v, f"{key}.{k}" if key else k)]
+    if isinstance(value, list) and len(value) > 12:
+        return [(key, f"[{len(value)} values]")]
+    return [(key, value)]
+
+
+def _cell(value: Any) -> str:
+    return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
+def eval_tables(run_dir: Path) -> list[str]:
+    """An HTML table for every ``RUN/eval*.json``: the translation table (both directions) for
+    ``translate eval`` of a cyclegan run, a key/value table for any other."""
+    parts = []
+    for path in sorted(run_dir.glob("eval*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise TranslateError(f"{path} is not valid JSON") from None
+        title = f"<h2>Evaluation ({html.escape(path.name)})</h2>"
+        if isinstance(data, dict) and "directions" in data and "metric" in data:
+            from translate.eval.translation import translation_rows
+
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                           for row in translation_rows(data))
+            parts.append(f"{title}<table><tr><th>metric</th><th>A → B</th><th>B → A</th></tr>"
+                         f"{rows}</table><p>features: {html.escape(str(data.get('features')))}"
+                         f"; test images: {html.escape(str(data.get('dir_a')))}, "
+                         f"{html.escape(str(data.get('dir_b')))}</p>")
+        else:
+            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>"
+                           for k, v in _flatten(data))
+            parts.append(f"{title}<table>{rows}</table>")
+    return parts
+
+
 def quote_glob(text: str) -> str:
     """Escape glob metacharacters in a file name."""
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
@@ -66,10 +159,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
     out = Path(out) if out else run_dir / "report.html"
     report_dir = out.parent
     report_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"<h1>translate — {html.escape(run_dir.name)}</h1>"]
+    parts = [f"<h1>translate — {html.escape(run_dir.name)}</h1>", *eval_tables(run_dir)]
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        plots = write_loss_plots(lines, out.with_suffix("")) if lines else []
+        if plots:
+            parts.append("<h2>Loss curves</h2>" + "".join(
+                f'<img class="plot" src="{_link(path, report_dir)}" alt="{html.escape(group)}">'
+                for group, path in plots))
         if lines:
             last = lines[-1]
             cells = "".join(

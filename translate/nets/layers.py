@@ -86,6 +86,36 @@ class ResidualBlock(nn.Module):
         return x + self.block(x)
 
 
+class GatedConv2d(nn.Module):
+    """Gated convolution (Yu et al., "Free-Form Image Inpainting with Gated Convolution", 2019).
+
+    One conv gives ``2 * out_ch`` maps, split into features and gates:
+    ``O = φ(Feature) ⊙ σ(Gating)`` (DeepFill v2, Eqn. 3), so the network learns per pixel and
+    channel how much to trust what it sees (a hole, a known pixel, a filled-in guess). Zero
+    "same" padding, as DeepFill v2, so any size and any dilation work.
+
+    Args:
+        in_ch: input channels.
+        out_ch: output channels.
+        kernel_size: odd kernel side.
+        stride: 1, or 2 to halve H and W.
+        dilation: spacing of the kernel taps (widens the receptive field at no cost).
+        activation: apply φ = ELU to the features (False for a linear output layer).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, activation: bool = True):
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.conv = nn.Conv2d(in_ch, 2 * out_ch, kernel_size, stride, pad, dilation)
+        self.act: nn.Module = nn.ELU() if activation else nn.Identity()  # not in place: a view
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride)
+        feature, gate = self.conv(x).chunk(2, dim=1)
+        return self.act(feature) * torch.sigmoid(gate)
+
+
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
 

@@ -31,6 +31,7 @@ from translate.modelfile import save_model
 from translate.signals import StopSignals
 from translate.train import distributed
 from translate.train.adversarial import NonFiniteLoss, Precision, adversarial_step
+from translate.train.board import Board, summary_writer_class
 from translate.train.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -257,12 +258,14 @@ def fit(
     config: Any,
     resume: bool = False,
     show_progress: bool = True,
+    tensorboard: bool = False,
 ) -> FitResult:
     """Train ``task`` for ``cfg.steps`` (or ``cfg.epochs``) iterations, writing into ``run_dir``.
 
     Writes ``config.yaml``, ``state/last.pt`` (every ``checkpoint_every`` steps and at the end),
     ``model.safetensors`` + ``model.json`` with each checkpoint, ``samples/step_*.png`` and
-    ``metrics.jsonl``. On SIGINT/SIGTERM the current step finishes, the state is saved and
+    ``metrics.jsonl`` (and, with ``tensorboard``, the same scalars and grids under
+    ``tensorboard/``). On SIGINT/SIGTERM the current step finishes, the state is saved and
     :class:`TrainingInterrupted` is raised (exit code 130/143).
 
     Raises:
@@ -280,13 +283,18 @@ def fit(
         )
     total = (cfg.epochs + cfg.epochs_decay) * per_epoch if cfg.epochs else cfg.steps
     precision = Precision(cfg.precision, task.device)
+    if tensorboard and world.main:
+        summary_writer_class()  # a missing TensorBoard stops the run before anything is written
     # Rank 0 owns the run directory: config, metrics, samples and checkpoints.
     created = start_run(run_dir, config, resume) if world.main else False
     distributed.barrier()
     ckpt_path = run_dir / "state" / "last.pt"
     metrics_path = run_dir / "metrics.jsonl"
     saved_any = resume
+    board = None
     try:
+        if tensorboard and world.main:
+            board = Board(run_dir)
         step, epoch, in_epoch, skipped = 0, 0, 0, 0
         if resume:
             state = load_checkpoint(ckpt_path)
@@ -399,12 +407,17 @@ def fit(
                         }
                         with open(metrics_path, "a", encoding="utf-8") as f:
                             f.write(json.dumps(record) + "\n")
+                        if board is not None:
+                            board.scalars(record, step)
                         shown = "  ".join(f"{k} {v / max(count, 1):.3f}" for k, v in sums.items())
                         progress.update(bar, info=shown, rate=f"{rate:6.1f} it/s")
                         sums, count, interval_start, interval_steps = {}, 0, now, 0
                     progress.update(bar, completed=step)
                     if world.main and (step % cfg.sample_every == 0 or step == total):
-                        _save_grid(run_dir / "samples" / f"step_{step:07d}.png", task.sample_grid())
+                        grid = task.sample_grid()
+                        _save_grid(run_dir / "samples" / f"step_{step:07d}.png", grid)
+                        if board is not None:
+                            board.grid(grid, step)
                     if step % cfg.checkpoint_every == 0 or step == total:
                         checkpoint()
                     # All ranks stop at the same step, whichever of them got the signal.
@@ -433,6 +446,9 @@ def fit(
         if created and world.main and not saved_any and not isinstance(e, TrainingInterrupted):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    finally:
+        if board is not None:
+            board.close()
 
 
 def _check_ranks_agree(task: Task, run_dir: Path, world: distributed.World) -> None:

@@ -1,0 +1,168 @@
+"""Folder inference with an exported ONNX model through onnxruntime.
+
+:class:`OnnxPipeline` has the interface of ``translate.infer.TranslationPipeline`` (one
+``__call__``: (B, 3, H, W) floats in [0, 1] → (B, 3, s·H, s·W) in [0, 1], and a ``.device``), so
+``translate.infer.run_folder`` streams, batches and writes exactly as for a PyTorch model. The
+network runs in onnxruntime; PyTorch only hands the decoded batch over as a numpy array.
+Everything the pipeline needs (task, direction, value range, scale) is read from the file's
+metadata, written by ``translate export``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from translate.errors import TranslateError
+from translate.export import EXPORT_FORMAT
+
+# Tasks whose exported graph maps images to images (inpainting takes a mask as well).
+IMAGE_TASKS = ("cyclegan", "sr", "inpaint")
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def providers_for(device: str) -> list:
+    """onnxruntime execution providers for ``--device``: ``auto`` (CUDA when this onnxruntime
+    has it, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        TranslateError: CUDA asked for but not available, or an unknown device.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda" or device.startswith("cuda:"):
+        if CUDA not in available:
+            raise TranslateError(f"--device {device}: this onnxruntime has no CUDA provider "
+                                 f"(it has {', '.join(available)}); install onnxruntime-gpu")
+        index = device.partition(":")[2] or "0"
+        if not index.isdigit():
+            raise TranslateError(f"--device {device}: expected cuda:N")
+        return [(CUDA, {"device_id": int(index)}), CPU]
+    raise TranslateError(f"--device {device}: expected auto, cpu, cuda or cuda:N")
+
+
+class OnnxPipeline:
+    """An exported image-to-image model (``translate export --format onnx``) in onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (see :func:`providers_for`).
+        direction: if given, the direction the file must translate (a CycleGAN export holds
+            one direction, named in its metadata).
+
+    Raises:
+        TranslateError: a missing or unreadable file, a file without translate metadata, a
+            model that is not image-to-image, or another direction than asked for.
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto", direction: str | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise TranslateError(f"model not found: {path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=providers_for(device))
+        except TranslateError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TranslateError(f"cannot load {path}: {first}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != EXPORT_FORMAT:
+            raise TranslateError(f"{path} has no translate metadata; "
+                                 "make it with `translate export RUN --format onnx`")
+        self.task = meta.get("task", "")
+        if self.task not in IMAGE_TASKS:
+            raise TranslateError(f"{path} holds a '{self.task}' model; infer runs image-to-image "
+                                 f"models ({', '.join(IMAGE_TASKS)})")
+        self.direction = meta.get("direction") or None
+        if direction is not None and self.direction is not None and direction != self.direction:
+            raise TranslateError(f"{path} translates {self.direction}, not {direction} "
+                                 "(export the other direction)")
+        self.meta = meta
+        self.lo, self.hi = (float(v) for v in json.loads(meta["value_range"]))
+        self.scale = int(meta.get("scale", "1"))
+        self.multiple = int(meta.get("size_multiple", "1"))
+        # The graph is right only up to this side (size-dependent loops fixed at export).
+        self.max_side = int(meta["max_side"]) if meta.get("max_side") else None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.needs_mask = len(self.input_names) == 2  # (image, mask): inpainting
+        self.providers = self.session.get_providers()
+        # run_folder moves batches to .device; onnxruntime takes host arrays and copies them to
+        # the GPU itself when the CUDA provider runs.
+        self.device = torch.device("cpu")
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, 3, scale·H, scale·W) in [0, 1].
+
+        ``mask`` (B, 1, H, W), 1 = hole, is the inpainting model's second input.
+
+        Raises:
+            RuntimeError: onnxruntime refused the input (run_folder records it as that file's
+                failure).
+        """
+        longest = max(-(-side // self.multiple) * self.multiple for side in x.shape[-2:])
+        if self.max_side is not None and longest > self.max_side:
+            raise ValueError(f"this export handles sides up to {self.max_side} pixels; "
+                             "use the PyTorch model (the run directory) for larger images")
+        pixels = x.detach().cpu().numpy().astype(np.float32, copy=False)
+        feed = {self.input_names[0]: pixels * (self.hi - self.lo) + self.lo}  # network's range
+        if self.needs_mask:
+            if mask is None:
+                raise ValueError("this inpainting model needs a mask")
+            feed[self.input_names[1]] = mask.detach().cpu().numpy().astype(np.float32)
+        try:
+            y = self.session.run(None, feed)[0]
+        except Exception as e:  # onnxruntime's own exception types do not derive RuntimeError
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RuntimeError(first) from None
+        return torch.from_numpy(np.clip((y - self.lo) / (self.hi - self.lo), 0.0, 1.0))
+
+
+def onnx_pipeline(path: Path, device: str = "auto", direction: str | None = None,
+                  precision: str = "auto", compile: bool = False, masks: Path | None = None,
+                  hole: str = "white", max_pixels: int | None = None,
+                  pytorch_only: dict[str, object] | None = None
+                  ) -> tuple[OnnxPipeline, object | None]:
+    """The pipeline (and, for inpainting, the mask folder) ``translate infer`` runs for a
+    ``.onnx`` file.
+
+    Args:
+        pytorch_only: options that need the PyTorch model (name → value); any that is set is
+            refused by name.
+
+    Raises:
+        TranslateError: an option this file cannot honour, or a missing ``--masks``.
+    """
+    if precision not in ("auto", "fp32"):
+        raise TranslateError(f"--precision {precision}: an ONNX export runs in fp32")
+    if compile:
+        raise TranslateError("--compile is for PyTorch models, not ONNX files")
+    for name, value in (pytorch_only or {}).items():
+        if value is not None:
+            raise TranslateError(f"{name} needs the PyTorch model (the run directory), "
+                                 "not an ONNX file")
+    pipeline = OnnxPipeline(path, device, direction)
+    if masks is not None and not pipeline.needs_mask:
+        raise TranslateError(f"--masks is for inpainting models; {path} holds a "
+                             f"'{pipeline.task}' model")
+    if not pipeline.needs_mask:
+        return pipeline, None
+    if masks is None:
+        raise TranslateError(f"{path} holds an inpainting model: give the holes with "
+                             "--masks MASK_DIR")
+    from translate.infer_inpaint import MaskFolder
+
+    return pipeline, MaskFolder(masks, hole, max_pixels)

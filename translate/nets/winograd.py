@@ -1,0 +1,265 @@
+"""Winograd convolution for CPU inference: 3x3 stride-1 convs with ~4x fewer multiplications.
+
+A 3x3 convolution computed tile by tile with Winograd's minimal filtering algorithm
+F(m x m, 3 x 3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016,
+Eqn. 8):
+
+    Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
+
+``d`` is an (m+2) x (m+2) input tile, ``g`` the 3x3 kernel, ``Y`` the m x m output tile. Summed
+over input channels, the element-wise product becomes (m+2)^2 independent matrix products
+(Cout x Cin) @ (Cin x tiles) -- one batched GEMM -- so an m x m output tile costs (m+2)^2
+multiply-adds per channel pair instead of 9 m^2: 36 instead of 144 at m = 4 (4x fewer), 16
+instead of 36 at m = 2 (2.25x). The transforms B^T d B and A^T M A are small fixed linear maps,
+applied with their Kronecker products (as a GEMM, or for B^T d B on NCHW input as a stride-m
+conv with those (m+2)^2 fixed kernels); the kernel transform G g G^T is done once, in float64,
+when a conv is converted.
+
+The matrices are built here by Toom-Cook from interpolation points (``winograd_matrices``),
+not copied from tables. For F(4, 3) the points {0, 1, -1, 1/2, -2, inf} are used: mixing 2 and
+1/2 keeps the transforms' entries small, which halves the fp32 error of Lavin's {0, ±1, ±2, inf}
+(Barabasz et al., "Error Analysis and Improving the Accuracy of Winograd Convolution for Deep
+Neural Networks", ACM TOMS 2020). Measured on a 256->256 conv at 64x64 (scripts/bench_conv.py):
+max |error| about 4e-6 of the output's max |value|, against 3e-7 for the direct conv. F(6, 3)
+(points {0, ±1, ±1/2, ±2}) measured 2.0e-5 on the same conv and would save only 1.27x more
+multiplications than F(4, 3) while its transforms grow from 36x36 to 64x64; it is not offered.
+
+The output keeps the input's memory format (an add of NCHW and channels_last tensors costs
+~10x one of equal formats). A contiguous (NCHW) input is transformed per channel in place; a
+channels_last one is tiled with every tile element a contiguous C-vector, so gathering tiles and
+scattering outputs copy whole vectors.
+
+``fast_inference`` converts a trained network for inference: every eligible conv becomes a
+``WinogradConv2d`` holding the transformed weights. Gradients never reach the original weights
+(they are buffers here), so converted networks are for inference only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Interpolation points (the point at infinity is added by ``winograd_matrices``).
+POINTS: dict[int, tuple[float, ...]] = {2: (0.0, 1.0, -1.0), 4: (0.0, 1.0, -1.0, 0.5, -2.0)}
+
+
+def winograd_matrices(
+    m: int, r: int, points: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Toom-Cook matrices ``(A^T, G, B^T)`` of F(m, r), in float64.
+
+    A linear convolution s = g * h (lengths r and m) is evaluated at the ``alpha = m + r - 1``
+    points (``points`` plus infinity, whose "value" is the leading coefficient), multiplied
+    point-wise and interpolated back: ``s = V_a^-1 [(V_r g) ⊙ (V_m h)]`` with Vandermonde
+    matrices V. Correlation, which a conv layer computes, is the transpose of that map:
+    ``y = V_m^T [(V_r g) ⊙ (V_a^-T d)]``, so ``A^T = V_m^T``, ``G = V_r``, ``B^T = V_a^-T``.
+    Row j of B^T is scaled by prod_{k != j}(p_j - p_k) and row j of G divided by it, which
+    leaves the product unchanged and makes B^T's entries small exact numbers (integers for
+    integer points), keeping the fractions in the once-only kernel transform.
+
+    Args:
+        m: output tile size.
+        r: kernel size.
+        points: ``m + r - 2`` distinct finite interpolation points.
+
+    Returns:
+        ``A^T`` (m, alpha), ``G`` (alpha, r), ``B^T`` (alpha, alpha).
+
+    Raises:
+        ValueError: wrong number of points, or points not distinct.
+    """
+    alpha = m + r - 1
+    pts = [float(p) for p in points]
+    if len(pts) != alpha - 1 or len(set(pts)) != len(pts):
+        raise ValueError(f"F({m}, {r}) needs {alpha - 1} distinct finite points, got {points}")
+
+    def vandermonde(n: int) -> torch.Tensor:  # (alpha, n): row j = p_j^0..p_j^(n-1); inf last
+        v = torch.zeros(alpha, n, dtype=torch.float64)
+        for j, p in enumerate(pts):
+            v[j] = torch.tensor([p**k for k in range(n)], dtype=torch.float64)
+        v[alpha - 1, n - 1] = 1.0
+        return v
+
+    a_t, g, b_t = vandermonde(m).T.clone(), vandermonde(r), torch.linalg.inv(vandermonde(alpha)).T
+    for j, p in enumerate(pts):
+        scale = math.prod(p - q for k, q in enumerate(pts) if k != j)
+        b_t[j] *= scale
+        g[j] /= scale
+    # Snap the inverse's rounding noise (~1e-16) away where an entry is a multiple of 2^-10
+    # (all of them for the points above), so the fp32 transform is exact.
+    snapped = torch.round(b_t * 1024) / 1024
+    b_t = torch.where((b_t - snapped).abs() < 1e-12, snapped, b_t)
+    return a_t, g, b_t
+
+
+class WinogradConv2d(nn.Module):
+    """Inference-only replacement for a 3x3, stride-1 ``nn.Conv2d``, computed with F(m, 3).
+
+    Same input and output shapes as the conv it is built from (its padding and padding mode
+    are applied first; callers that pad themselves, as ``ResidualBlock`` does, give a conv with
+    padding 0). Sizes that are not a multiple of ``m`` are handled by zero-extending the last
+    tiles and cropping the outputs they produce. The output has the input's memory format
+(contiguous or channels_last).
+
+    Args:
+        conv: the convolution to replace: 3x3 kernel, stride 1, dilation 1, groups 1. Its
+            weights are copied and transformed; later changes to it are not seen.
+        m: output tile size, 4 (F(4, 3): 36 multiplies per 16 outputs) or 2 (F(2, 3)).
+
+    Raises:
+        ValueError: the conv is not eligible (see :func:`eligible`) or ``m`` is not 2 or 4.
+    """
+
+    def __init__(self, conv: nn.Conv2d, m: int = 4):
+        super().__init__()
+        if not eligible(conv):
+            raise ValueError(f"not a 3x3, stride-1, dilation-1, ungrouped Conv2d: {conv}")
+        if m not in POINTS:
+            raise ValueError(f"tile size m must be one of {sorted(POINTS)}, got {m}")
+        a_t, g, b_t = winograd_matrices(m, 3, POINTS[m])
+        weight = conv.weight.detach()
+        dtype, device = weight.dtype, weight.device
+        self.m, self.alpha = m, m + 2
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        pad = conv.padding if isinstance(conv.padding, tuple) else (conv.padding,) * 2
+        if isinstance(pad[0], str):  # "same" for a 3x3 stride-1 kernel is 1, "valid" is 0
+            pad = (1, 1) if pad[0] == "same" else (0, 0)
+        self.pad = (pad[1], pad[1], pad[0], pad[0])  # F.pad order: left, right, top, bottom
+        self.pad_mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+        # U = G g G^T for every (Cout, Cin) pair, as (alpha^2, Cout, Cin): 4x the weights at
+        # m = 4. Computed in float64 a few output channels at a time, so the float64
+        # temporaries stay small (whole-layer ones fragmented the heap: +2x the buffers' size).
+        u = torch.empty(self.alpha**2, self.out_channels, self.in_channels, dtype=dtype)
+        for o in range(0, self.out_channels, 16):
+            part = torch.einsum("ik,ockl,jl->ijoc", g, weight[o:o + 16].double().cpu(), g)
+            u[:, o:o + 16] = part.reshape(self.alpha**2, -1, self.in_channels)
+        self.register_buffer("u", u.to(device), persistent=False)
+        # vec(B^T d B) = (B^T ⊗ B^T) vec(d), row-major vec; likewise for A^T M A.
+        self.register_buffer("kb", torch.kron(b_t, b_t).to(device, dtype), persistent=False)
+        self.register_buffer("ka", torch.kron(a_t, a_t).to(device, dtype), persistent=False)
+        bias = None if conv.bias is None else conv.bias.detach().clone()
+        self.register_buffer("bias", bias, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, F({self.m}x{self.m}, 3x3)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, Cin, H, W) -> (N, Cout, H', W'), as the replaced conv; computed in the weights'
+        dtype with autocast off (the transforms need full precision)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x.to(self.u.dtype))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.m
+        if any(self.pad):
+            x = F.pad(x, self.pad, mode=self.pad_mode)
+        n, c, hp, wp = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channels, got {c}")
+        if hp < 3 or wp < 3:
+            raise ValueError(f"input {hp}x{wp} is smaller than the 3x3 kernel")
+        h, w = hp - 2, wp - 2  # output size
+        th, tw = -(-h // m), -(-w // m)  # tiles down and across, the last ones possibly ragged
+        channels_last = x.dim() == 4 and c > 1 and x.is_contiguous(
+            memory_format=torch.channels_last) and not x.is_contiguous()
+        if th * m != h or tw * m != w:
+            # Zero-extend so the last tiles are whole; their extra outputs are cropped below.
+            x = F.pad(x, (0, tw * m - w, 0, th * m - h))
+        if channels_last:
+            y = self._tiles_nhwc(x, n, c, th, tw).permute(0, 3, 1, 2)  # NCHW shape, NHWC memory
+        else:
+            y = self._tiles_nchw(x, n, c, th, tw)
+        if th * m == h and tw * m == w:
+            return y
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return y[..., :h, :w].contiguous(memory_format=memory_format)
+
+    def _tiles_nchw(self, x: torch.Tensor, n: int, c: int, th: int, tw: int) -> torch.Tensor:
+        # Contiguous (NCHW) in and out.
+        m, a, co, tiles = self.m, self.alpha, self.out_channels, n * th * tw
+        # B^T d B on every a x a tile (stride m) of every channel is a stride-m convolution of
+        # each channel with the a*a fixed a x a kernels (B^T ⊗ B^T): a one-input-channel conv
+        # that reads the image in place, with no gathered copy of the overlapping tiles.
+        v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), self.kb.view(a * a, 1, a, a), stride=m)
+        v = v.view(n, c, a * a, th * tw).permute(2, 1, 0, 3)  # (a*a, C, N, tiles per image)
+        v = v[:, :, 0] if n == 1 else v.reshape(a * a, c, tiles)  # a strided view when n == 1
+        # The element-wise product summed over Cin: alpha^2 GEMMs (Cout x Cin) @ (Cin x tiles).
+        prod = torch.bmm(self.u, v)  # (a*a, Cout, tiles)
+        y = torch.mm(self.ka, prod.view(a * a, co * tiles))  # A^T M A: (m*m, Cout * tiles)
+        y = y.view(m, m, co, n, th, tw).permute(3, 2, 4, 0, 5, 1)  # (N, Cout, th, m, tw, m)
+        out = torch.empty(n, co, th * m, tw * m, dtype=y.dtype, device=y.device)
+        tiled = out.view(n, co, th, m, tw, m)
+        if self.bias is None:
+            tiled.copy_(y)
+        else:
+            torch.add(y, self.bias.view(co, 1, 1, 1, 1), out=tiled)  # scatter + bias, one pass
+        return out
+
+    def _tiles_nhwc(self, x: torch.Tensor, n: int, c: int, th: int, tw: int) -> torch.Tensor:
+        # channels_last in and out: every tile element is a contiguous C-vector, so the gather
+        # and the scatter copy whole vectors and the GEMMs run along C.
+        m, a, co, tiles = self.m, self.alpha, self.out_channels, n * th * tw
+        # (N, th, tw, C, a, a) view of the NHWC memory, copied to (a*a, tiles * C).
+        d = x.permute(0, 2, 3, 1).unfold(1, a, m).unfold(2, a, m)
+        d = d.permute(4, 5, 0, 1, 2, 3).reshape(a * a, tiles * c)
+        v = torch.mm(self.kb, d).view(a * a, tiles, c)  # B^T d B
+        prod = torch.bmm(v, self.u.transpose(1, 2))  # (a*a, tiles, Cout)
+        y = torch.mm(self.ka, prod.view(a * a, tiles * co))  # A^T M A: (m*m, tiles * Cout)
+        y = y.view(m, m, n, th, tw, co).permute(2, 3, 0, 4, 1, 5)  # (N, th, m, tw, m, Cout)
+        out = torch.empty(n, th * m, tw * m, co, dtype=y.dtype, device=y.device)
+        tiled = out.view(n, th, m, tw, m, co)
+        if self.bias is None:
+            tiled.copy_(y)
+        else:
+            torch.add(y, self.bias, out=tiled)
+        return out
+
+
+def eligible(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a 3x3, stride-1, dilation-1, ungrouped ``nn.Conv2d`` in float32/64."""
+    return (
+        isinstance(conv, nn.Conv2d)
+        and not isinstance(conv, nn.LazyConv2d)
+        and tuple(conv.kernel_size) == (3, 3)
+        and tuple(conv.stride) == (1, 1)
+        and tuple(conv.dilation) == (1, 1)
+        and conv.groups == 1
+        and conv.weight.dtype in (torch.float32, torch.float64)
+    )
+
+
+def fast_inference(
+    module: nn.Module, m: int = 4, min_channels: int = 128, inplace: bool = False
+) -> nn.Module:
+    """A copy of ``module`` for inference, its eligible 3x3 convs replaced by Winograd convs.
+
+    Eligible: 3x3, stride 1, dilation 1, groups 1, float32/float64 (see :func:`eligible`), with
+    at least ``min_channels`` input and output channels -- with fewer, the transforms' memory
+    traffic costs as much as the multiplications saved (measured on 2 cores: 0.85-0.99x the
+    direct conv at 64 channels, 1.35x at 128, 1.6-1.9x at 256; docs/BENCHMARKS.md). In the
+    CycleGAN ResNet generator at ngf 64 these are the residual blocks' 256-channel convs (88%
+    of its FLOPs), and the first 256->128 conv after resizing with ``upsample="resize"``.
+
+    Args:
+        module: the network (unchanged unless ``inplace``).
+        m: Winograd output tile size (4 or 2; see :class:`WinogradConv2d`).
+        min_channels: smallest in/out channel count converted.
+        inplace: convert ``module`` itself instead of a deep copy.
+
+    Returns:
+        The converted network, in eval mode with ``requires_grad`` off: for inference only.
+    """
+    net = module if inplace else copy.deepcopy(module)
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if (
+                eligible(child)
+                and min(child.in_channels, child.out_channels) >= min_channels
+            ):
+                setattr(parent, name, WinogradConv2d(child, m))
+    return net.eval().requires_grad_(False)

@@ -1,0 +1,132 @@
+"""Free-form inpainting on the shared adversarial core.
+
+G is ``InpaintGenerator`` (gated convolutions, DeepFill v2), D an SN-PatchGAN
+(``PatchDiscriminator`` with spectral norm) that sees the completed image together with its
+mask (4 channels), as DeepFill v2's discriminator does. Per iteration the core's D step trains
+D on real (1) versus the detached composited fakes (0); its G step trains G through the frozen
+D plus the reconstruction terms of Liu et al. 2018 ("Image Inpainting for Irregular Holes Using
+Partial Convolutions", Eqns. 1–2 and the weights of Eqn. 7), on the raw prediction I_out:
+
+    hole   λ_hole  · ‖M ⊙ (I_out − I_gt)‖₁ / N
+    valid  λ_valid · ‖(1 − M) ⊙ (I_out − I_gt)‖₁ / N        (N = every element of I_gt)
+    adv    λ_adv   · GAN loss of D(composite(I_out), M)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid
+
+from translate.config import InpaintConfig
+from translate.data.inpaint import InpaintDataset
+from translate.nets.inpaint import InpaintGenerator, composite
+from translate.nets.patchgan import PatchDiscriminator
+from translate.train.adversarial import adversarial_step, d_loss, g_loss
+from translate.train.cyclegan import Ema
+from translate.train.loop import Task, adam
+
+GRID_IMAGES = 4  # columns of a training sample grid
+
+
+class InpaintTask(Task):
+    name = "inpaint"
+
+    def __init__(self, cfg: InpaintConfig, device: torch.device):
+        m, d, t = cfg.model, cfg.data, cfg.train
+        self.device = device
+        presets = tuple(p.strip() for p in d.masks.split(","))
+        self.dataset = InpaintDataset(d.root, d.crop_size, d.flip, presets, seed=t.seed)
+        self.G = InpaintGenerator(m.ngf, m.n_blocks, m.gated, m.n_down, m.norm,
+                                  m.prefill).to(device)
+        # SN-PatchGAN: spectral norm in place of normalisation layers (Miyato et al. 2018).
+        self.D = PatchDiscriminator(4, m.ndf, m.n_layers, "none" if m.spectral_norm else m.norm,
+                                    spectral_norm=m.spectral_norm).to(device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        for net in (self.G, self.D):
+            net.to(memory_format=self.memory_format)
+        self.generators, self.discriminators = [self.G], [self.D]
+        self.opt_g = adam(self.G.parameters(), t, device)
+        self.opt_d = adam(self.D.parameters(), t, device)
+        self.schedulers = {}
+        self.loss, self.weights = t.gan_loss, cfg.loss
+        self.ema = Ema(self.G, t.ema) if t.ema else None
+        wrap = torch.compile if t.compile else (lambda f: f)
+        self.f_fill, self.f_D = wrap(self.G.fill), wrap(self.D)
+        grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
+        self.grid_image = torch.stack([g["image"] for g in grid]).to(device)
+        self.grid_mask = torch.stack([g["mask"] for g in grid]).to(device)
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"G": self.G, "D": self.D}
+        if self.ema is not None:
+            nets["G_ema"] = self.ema.model
+        return nets
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = super().to_device(batch)
+        batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
+        return batch
+
+    # ── The core's three calls.
+
+    def generate(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pred = self.f_fill(batch["image"], batch["mask"])  # raw, every pixel
+        return {"pred": pred, "completed": composite(pred, batch["image"], batch["mask"])}
+
+    def _judge(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.f_D(torch.cat([image, mask.to(image.dtype)], dim=1))
+
+    def discriminator_losses(self, batch, fakes) -> dict[str, torch.Tensor]:
+        real = self._judge(batch["image"], batch["mask"])
+        fake = self._judge(fakes["completed"], batch["mask"])
+        return {"D": d_loss(self.loss, real, fake)}
+
+    def generator_losses(self, batch, fakes) -> dict[str, torch.Tensor]:
+        image, mask = batch["image"].float(), batch["mask"].float()
+        error = (fakes["pred"].float() - image).abs()  # (B, 3, H, W)
+        w = self.weights
+        losses = {
+            "hole": w.hole * (mask * error).mean(),
+            "valid": w.valid * ((1 - mask) * error).mean(),
+        }
+        if w.adversarial > 0:
+            losses["adv"] = w.adversarial * g_loss(
+                self.loss, self._judge(fakes["completed"], batch["mask"]))
+        return losses
+
+    def train_step(self, batch, precision) -> dict[str, float]:
+        logs = adversarial_step(self, batch, precision)
+        if self.ema is not None:
+            self.ema.update(self.G)
+        return logs
+
+    # ── Samples, export.
+
+    def inference_generator(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.G
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """Rows: input with holes (grey), completed image, ground truth."""
+        net = self.inference_generator()
+        was = net.training
+        net.eval()
+        try:
+            completed = net(self.grid_image, self.grid_mask)
+        finally:
+            net.train(was)
+        holed = self.grid_image * (1 - self.grid_mask)
+        rows = torch.cat([holed, completed.float(), self.grid_image])
+        return make_grid((rows + 1) / 2, nrow=len(self.grid_image), padding=2)
+
+    def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        return {"G": self.inference_generator()}, {
+            "value_range": [-1.0, 1.0],
+            "size_multiple": self.G.size_multiple,
+            "channels": 3,
+            "mask": "second input (B, 1, H, W), 1 = hole; known pixels are returned unchanged",
+            "ema": self.ema is not None,
+        }

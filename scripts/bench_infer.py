@@ -164,11 +164,20 @@ def write_inputs(folder: Path, n: int, sizes: list[tuple[int, int]], fmt: str, s
         write_image(folder / f"img_{i:05d}.{fmt}", noisy.astype(np.float32))
 
 
-def write_model(folder: Path, ngf: int, n_blocks: int, seed: int) -> None:
+def write_model(folder: Path, ngf: int, n_blocks: int, seed: int, task: str = "translation",
+                scale: int = 4) -> None:
     from translate.modelfile import save_model
     from translate.nets.resnet import ResnetGenerator
+    from translate.nets.sr import SRGenerator
 
     torch.manual_seed(seed)
+    if task == "sr":  # SRGenerator(scale, nf, n_blocks): configs/sr.yaml's network at its defaults
+        g = SRGenerator(scale, ngf, n_blocks)
+        save_model(folder, "sr", {"generator": g}, {
+            "value_range": [0.0, 1.0], "scale": scale, "channels": 3,
+            "receptive_radius": g.receptive_radius,
+        })
+        return
     g, g2 = ResnetGenerator(ngf=ngf, n_blocks=n_blocks), ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
     save_model(folder, "cyclegan", {"G_AB": g, "G_BA": g2}, {
         "value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
@@ -201,12 +210,42 @@ def compare(out_a: Path, out_b: Path) -> dict[str, Any]:
 # ── The two variants (child process).
 
 
+def run_naive_sr(args: argparse.Namespace, model: Any, device: torch.device) -> float:
+    """The naive loop for super-resolution: PIL open → whole image through the network → save."""
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    from translate.train.adversarial import Precision
+
+    net = model.networks["generator"].to(device).eval()
+    autocast = Precision(args.precision, device).autocast
+    files = sorted(p for p in Path(args._input).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    out = Path(args._output)
+    out.mkdir(parents=True, exist_ok=True)
+    first = to_tensor(Image.open(files[0]).convert("RGB")).unsqueeze(0).to(device)
+    with torch.no_grad(), autocast():  # warm-up, untimed
+        net(first)
+    sync(device)
+    start = time.perf_counter()
+    for path in files:
+        x = to_tensor(Image.open(path).convert("RGB")).unsqueeze(0).to(device)  # (1, 3, h, w)
+        with torch.no_grad(), autocast():
+            y = net(x).float().clamp(0, 1)  # (1, 3, s h, s w)
+        array = np.rint(y[0].permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
+        Image.fromarray(array).save(out / f"{path.stem}.png")
+    sync(device)
+    return time.perf_counter() - start
+
+
 def run_naive(args: argparse.Namespace, model: Any, device: torch.device) -> float:
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
     from translate.nets.layers import crop_to, pad_to_multiple
     from translate.train.adversarial import Precision
+
+    if args.task == "sr":
+        return run_naive_sr(args, model, device)
 
     net = model.networks[model.meta["directions"]["a2b"]].to(device).eval()
     multiple = int(model.meta.get("size_multiple", 4))
@@ -237,8 +276,13 @@ def run_pipeline(args: argparse.Namespace, model: Any, device: torch.device) -> 
 
     from translate.infer import TranslationPipeline, run_folder
 
-    pipe = TranslationPipeline(model, "a2b", device, args.precision,
-                               **PIPELINE_OPTIONS[args._variant])
+    if args.task == "sr":
+        from translate.infer_sr import SRPipeline
+
+        pipe = SRPipeline(model, device, args.precision, tile=args.tile)
+    else:
+        pipe = TranslationPipeline(model, "a2b", device, args.precision,
+                                   **PIPELINE_OPTIONS[args._variant])
     first = sorted(Path(args._input).iterdir())[0]
     x = to_tensor(Image.open(first).convert("RGB")).unsqueeze(0)
     pipe(x.expand(args.batch_size, -1, -1, -1).contiguous())  # warm-up, untimed
@@ -265,7 +309,7 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    model = load_model(args._model, device=device, task="cyclegan")
+    model = load_model(args._model, device=device, task=("cyclegan", "sr"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     run = run_pipeline if args._variant == "pipeline" else run_naive
@@ -297,7 +341,7 @@ def child(args: argparse.Namespace) -> None:
 
 def forward_args(args: argparse.Namespace) -> list[str]:
     out = ["--device", args.device, "--precision", args.precision,
-           "--batch-size", str(args.batch_size)]
+           "--batch-size", str(args.batch_size), "--task", args.task, "--tile", str(args.tile)]
     if args.workers is not None:
         out += ["--workers", str(args.workers)]
     if args.threads:
@@ -324,8 +368,15 @@ def main() -> None:
     p.add_argument("--precision", default="auto",
                    help="auto (bf16 on a GPU that has it, fp32 on CPU), fp32, bf16, fp16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--ngf", type=int, default=64)
-    p.add_argument("--n-blocks", type=int, default=9)
+    p.add_argument("--task", choices=("translation", "sr"), default="translation",
+                   help="translation: ResnetGenerator; sr: SRGenerator (pipeline = translate "
+                        "infer's SRPipeline, variants naive and pipeline only)")
+    p.add_argument("--scale", type=int, default=4, help="sr: the upscaling factor")
+    p.add_argument("--tile", type=int, default=0,
+                   help="sr: the pipeline's --tile (LR tile side; 0 = whole image)")
+    p.add_argument("--ngf", type=int, default=64, help="generator width (sr: nf)")
+    p.add_argument("--n-blocks", type=int, default=None,
+                   help="residual blocks (default 9 for translation, 16 for sr)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per variant")
     p.add_argument("--repeat", type=int, default=2,
                    help="runs per variant, in the order naive, pipeline, pipeline, naive, …; "
@@ -349,6 +400,10 @@ def main() -> None:
         p.set_defaults(n=12, sizes="64", ngf=16, n_blocks=2, repeat=1)
         args = p.parse_args()
     sizes = parse_sizes(args.sizes)
+    if args.n_blocks is None:
+        args.n_blocks = 16 if args.task == "sr" else 9
+    if args.task == "sr" and set(args.variants.split(",")) - {"naive", "pipeline"}:
+        args.variants = "naive,pipeline"  # the other variants are translation options
     variants = ("naive", *(v for v in PIPELINE_OPTIONS if v in args.variants.split(",")))
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown or len(variants) < 2:
@@ -371,15 +426,18 @@ def main() -> None:
         print(f"note: load average {busy:.2f} before starting — other processes share these "
               f"{os.cpu_count()} cores; absolute times are inflated", flush=True)
     size_text = ", ".join(f"{w}x{h}" for h, w in sizes)
-    print(f"{args.n} {args.format.upper()} inputs ({size_text}); ResnetGenerator ngf {args.ngf}, "
-          f"{args.n_blocks} blocks; precision {precision}; pipeline batch {args.batch_size}, "
+    net = (f"SRGenerator x{args.scale} nf {args.ngf}, {args.n_blocks} blocks, pipeline tile "
+           f"{args.tile or 'none'}" if args.task == "sr"
+           else f"ResnetGenerator ngf {args.ngf}, {args.n_blocks} blocks")
+    print(f"{args.n} {args.format.upper()} inputs ({size_text}); {net}; "
+          f"precision {precision}; pipeline batch {args.batch_size}, "
           f"workers {'auto' if args.workers is None else args.workers}", flush=True)
 
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
         tmp = Path(tmp)
         write_inputs(tmp / "in", args.n, sizes, args.format, args.seed)
-        write_model(tmp / "model", args.ngf, args.n_blocks, args.seed)
+        write_model(tmp / "model", args.ngf, args.n_blocks, args.seed, args.task, args.scale)
         for rep in range(args.repeat):
             order = variants if rep % 2 == 0 else variants[::-1]
             for variant in order:

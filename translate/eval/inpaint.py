@@ -222,7 +222,8 @@ def print_inpaint_result(result: InpaintEvalResult, title: str) -> None:
 
     table = Table(title=title)
     for column in ("masks", "hole %", "method", "PSNR hole (dB)", "SSIM hole box", "L1 hole"):
-        table.add_column(column, justify="left" if column in ("masks", "method") else "right")
+        table.add_column(column, justify="left" if column in ("masks", "method") else "right",
+                         overflow="fold")
     for s in result.sets:
         best = max(s.scores, key=lambda m: s.scores[m].psnr)
         for i, (method, sc) in enumerate(s.scores.items()):

@@ -32,15 +32,22 @@ from translate.nets.resnet import ResnetDecoder, ResnetTrunk
 
 DILATIONS = (1, 2, 4, 8)  # cycled over the bottleneck blocks of the gated body
 PREFILLS = ("pushpull", "zeros")
+SMOOTHING_SWEEPS = 16  # Jacobi sweeps per pyramid level in push_pull
 
 
-def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+def push_pull(image: torch.Tensor, known: torch.Tensor,
+              sweeps: int = SMOOTHING_SWEEPS) -> torch.Tensor:
     """Fill unknown pixels from the known ones across an image pyramid (push-pull).
 
     Push: average the premultiplied image ``x = image · known`` and the coverage ``w = known``
     down to one pixel. Pull: from the coarsest level up, ``f_l = x_l + (1 − w_l) · up(f_{l+1})``,
     so each level keeps what it knows and takes the rest, in proportion, from the level above
-    (``x_l`` is premultiplied, so ``x_l`` alone is the known part weighted by coverage).
+    (``x_l`` is premultiplied, so ``x_l`` alone is the known part weighted by coverage). Then
+    ``sweeps`` Jacobi sweeps ``f_l ← x_l + (1 − w_l) · box3(f_l)`` relax each level towards the
+    harmonic (membrane) interpolation of the known pixels, the coarse levels carrying it across
+    wide holes: a multigrid Laplace solve (Briggs et al., "A Multigrid Tutorial", Ch. 3). Measured
+    with ``translate eval`` on an untrained model (the fill alone), it is above OpenCV's Telea in
+    hole PSNR on the package photos; without the sweeps it was below (docs/RESULTS.md).
 
     Args:
         image: (B, C, H, W).
@@ -58,6 +65,8 @@ def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     for x, w in zip(reversed(xs[:-1]), reversed(ws[:-1]), strict=True):
         fill = x + (1 - w) * F.interpolate(fill, size=x.shape[-2:], mode="bilinear",
                                            align_corners=False)
+        for _ in range(sweeps):
+            fill = x + (1 - w) * F.avg_pool2d(F.pad(fill, (1, 1, 1, 1), mode="replicate"), 3, 1)
     return fill
 
 

@@ -8,6 +8,10 @@ from translate.train.loop import Task
 from translate.train.mnist import GanTask, VaeTask
 from translate.train.sr import SrTask
 
-TASKS: dict[str, type[Task]] = {"gan": GanTask, "vae": VaeTask, "cyclegan": CycleGanTask,
-                             "inpaint": InpaintTask}
-TASKS["sr"] = SrTask
+TASKS: dict[str, type[Task]] = {
+    "gan": GanTask,
+    "vae": VaeTask,
+    "cyclegan": CycleGanTask,
+    "sr": SrTask,
+    "inpaint": InpaintTask,
+}

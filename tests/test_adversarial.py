@@ -16,6 +16,7 @@ from translate.train.adversarial import (
     d_loss,
     frozen,
     g_loss,
+    generator_adv_loss,
 )
 
 BIG = torch.full((8, 1), 20.0)
@@ -58,6 +59,25 @@ def test_loss_values_by_hand() -> None:
 def test_unknown_loss_names_itself() -> None:
     with pytest.raises(TranslateError, match="unknown GAN loss 'wgan'"):
         d_loss("wgan", BIG, BIG)
+
+
+@pytest.mark.parametrize("kind", ["bce", "lsgan", "hinge", "ragan"])
+def test_generator_adv_loss_shows_d_the_real_batch_only_for_ragan(kind: str) -> None:
+    seen: list[torch.Tensor] = []
+
+    def judge(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x)
+        return x.sum(dim=1, keepdim=True)
+
+    fake, real = torch.randn(4, 3), torch.randn(4, 3) + 2
+    loss = generator_adv_loss(kind, judge, fake, real)
+    if kind == "ragan":
+        assert [t is real for t in seen] == [False, True]
+        expected = g_loss("ragan", fake.sum(1, keepdim=True), real.sum(1, keepdim=True))
+    else:
+        assert len(seen) == 1 and seen[0] is fake
+        expected = g_loss(kind, fake.sum(1, keepdim=True))
+    assert float(loss) == pytest.approx(float(expected))
 
 
 class ToyTask:

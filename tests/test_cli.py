@@ -137,7 +137,7 @@ def test_bad_config_inputs_fail_in_one_line_and_leave_nothing(tmp_path: Path) ->
         (["--config", bad_yaml], "is not valid YAML"),
         (["--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
         (["--set", "train.steps=ten"], "config key 'train.steps'"),
-        (["--set", "train.gan_loss=wgan"], "'wgan' is not one of bce, lsgan, hinge"),
+        (["--set", "train.gan_loss=wgan"], "'wgan' is not one of bce, lsgan, hinge, ragan"),
         (["--set", "data.source=" + str(tmp_path / "nodata")], "is not a folder"),
     ]
     for extra, message in cases:

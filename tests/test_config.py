@@ -139,7 +139,7 @@ def test_wrong_type_names_the_key(tmp_path: Path) -> None:
 def test_bad_choice() -> None:
     assert (
         error_of("gan", overrides=["train.gan_loss=foo"])
-        == "config key 'train.gan_loss': 'foo' is not one of bce, lsgan, hinge"
+        == "config key 'train.gan_loss': 'foo' is not one of bce, lsgan, hinge, ragan"
     )
     assert error_of("vae", overrides=["train.precision=fp64"]).startswith(
         "config key 'train.precision': 'fp64' is not one of"

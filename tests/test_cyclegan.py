@@ -79,7 +79,7 @@ def metrics(run: Path) -> list[dict[str, Any]]:
 # ── One step, per GAN loss.
 
 
-@pytest.mark.parametrize("gan_loss", ["lsgan", "bce", "hinge"])
+@pytest.mark.parametrize("gan_loss", ["lsgan", "bce", "hinge", "ragan"])
 def test_one_step_gives_every_named_loss_finite(root: Path, gan_loss: str) -> None:
     _, task = build(root, f"train.gan_loss={gan_loss}")
     before = [p.detach().clone() for p in task.G_AB.parameters()]
@@ -100,11 +100,11 @@ def test_without_identity_weight_there_are_no_identity_losses(root: Path) -> Non
 def test_losses_differ_between_gan_loss_kinds(root: Path) -> None:
     """The config's gan_loss reaches the step (same weights and batch, other D/G values)."""
     seen = {}
-    for kind in ("lsgan", "bce", "hinge"):
+    for kind in ("lsgan", "bce", "hinge", "ragan"):
         _, task = build(root, f"train.gan_loss={kind}")
         seen[kind] = task.train_step(batch_of(task, 0), Precision("fp32", CPU))
-    assert len({round(s["D_A"], 6) for s in seen.values()}) == 3
-    assert len({round(s["G_AB"], 6) for s in seen.values()}) == 3
+    assert len({round(s["D_A"], 6) for s in seen.values()}) == 4
+    assert len({round(s["G_AB"], 6) for s in seen.values()}) == 4
     # Cycle terms are computed before G moves, from the same initial weights: equal across kinds.
     assert len({s["cycle_A"] for s in seen.values()}) == 1
 
@@ -249,7 +249,7 @@ def test_ema_is_the_running_average_of_the_weights(root: Path) -> None:
     _, task = build(root, "train.ema=0.5")
     start = {k: v.clone() for k, v in task.G_AB.state_dict().items()}
     task.train_step(batch_of(task, 0), Precision("fp32", CPU))
-    ema = task.ema["G_AB"].model.state_dict()
+    ema = task.emas["G_AB"].model.state_dict()
     moved = 0
     for key, trained in task.G_AB.state_dict().items():
         expected = 0.5 * start[key] + 0.5 * trained

@@ -181,6 +181,24 @@ def test_overfit_a_tiny_batch(photos: Path) -> None:
     assert after < 0.35 * before and after < 0.1, (before, after)
 
 
+def test_without_the_adversarial_term_d_is_not_stepped(photos: Path) -> None:
+    cfg = load_config("inpaint", overrides=[
+        f"data.root={photos}", "data.crop_size=32", "model.ngf=8", "model.n_blocks=1",
+        "model.ndf=8", "model.n_layers=2", "train.ema=0", "loss.adversarial=0",
+    ])
+    task = InpaintTask(cfg, torch.device("cpu"))
+    items = [task.dataset[(0, i)] for i in range(2)]
+    batch = {"image": torch.stack([x["image"] for x in items]),
+             "mask": torch.stack([x["mask"] for x in items])}
+    d_before = {k: v.clone() for k, v in task.D.state_dict().items()}
+    g_before = [p.detach().clone() for p in task.G.parameters()]
+    losses = task.train_step(batch, Precision("fp32", torch.device("cpu")))
+    assert set(losses) == {"hole", "valid"}
+    assert all(torch.equal(v, task.D.state_dict()[k]) for k, v in d_before.items())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, task.G.parameters(), strict=True))
+    assert "D" in task.networks() and "opt_d" in task.optimizers()  # still checkpointed
+
+
 def test_shipped_config_equals_the_defaults() -> None:
     assert load_config("inpaint", CONFIGS / "inpaint.yaml") == InpaintConfig()
     in_file = yaml.safe_load((CONFIGS / "inpaint.yaml").read_text(encoding="utf-8"))

@@ -15,8 +15,16 @@ from conftest import translate_cmd
 
 from translate.config import load_config
 from translate.errors import TranslateError
+from translate.train.adversarial import Precision
 from translate.train.checkpoint import load_checkpoint
-from translate.train.loop import EpochBatchSampler, TrainingInterrupted, fit, seed_everything
+from translate.train.loop import (
+    Ema,
+    EpochBatchSampler,
+    TrainingInterrupted,
+    evaluating,
+    fit,
+    seed_everything,
+)
 from translate.train.mnist import GanTask, VaeTask
 
 CPU = torch.device("cpu")
@@ -232,3 +240,37 @@ def test_failure_before_first_checkpoint_leaves_no_run_directory(tmp_path: Path)
 
 def test_interrupt_exit_codes() -> None:
     assert TrainingInterrupted("x", exit_code=143).exit_code == 143
+
+
+def test_gan_takes_a_ragan_step() -> None:
+    _, task = build("gan", "train.gan_loss=ragan", "train.batch_size=8")
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    before = [p.detach().clone() for p in task.G.parameters()]
+    losses = task.train_step(real, Precision("fp32", CPU))
+    assert set(losses) == {"d", "g"} and all(map(torch.isfinite, torch.tensor([*losses.values()])))
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.G.parameters(), strict=True))
+
+
+def test_ema_follows_its_network_and_copies_buffers() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = Ema(net, decay=0.75)
+    start = [p.detach().clone() for p in net.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    net(torch.randn(5, 3))  # moves the BatchNorm running statistics
+    ema.update()
+    for p_ema, p0 in zip(ema.model.parameters(), start, strict=True):
+        assert torch.allclose(p_ema, p0 + 0.25)
+    assert torch.equal(ema.model[1].running_mean, net[1].running_mean)
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_evaluating_restores_each_network_mode() -> None:
+    a, b = torch.nn.Dropout(), torch.nn.Dropout()
+    b.eval()
+    with pytest.raises(RuntimeError):
+        with evaluating(a, b):
+            assert not a.training and not b.training
+            raise RuntimeError
+    assert a.training and not b.training

@@ -139,7 +139,8 @@ def test_cpu_config_loads() -> None:
 @pytest.mark.parametrize(("override", "message"), [
     ("data.hr_size=30", "'data.hr_size': 30 is not a multiple of model.scale=4"),
     ("model.scale=5", "'model.scale'"),
-    ("loss.gan_loss=wgan", "'loss.gan_loss'"),
+    ("train.gan_loss=wgan", "'train.gan_loss'"),
+    ("loss.gan_loss=ragan", "unknown config key 'loss.gan_loss'"),
     ("data.jpeg=99", "'data.jpeg'"),
     ("data.colour=1", "unknown config key 'data.colour'"),
 ])

@@ -7,8 +7,6 @@ fix (:class:`TranslateError`) print one ``error: …`` line and exit non-zero.
 from __future__ import annotations
 
 import contextlib
-import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from enum import Enum
@@ -216,93 +214,14 @@ def evaluate(
     (--lr, or MATLAB-bicubic-shrunk --hr) and reports PSNR/SSIM on Y beside bicubic
     (RUN/eval_sr.json)."""
     with user_errors():
-        from translate.eval.mnist import MAX_ENTROPY_BITS, evaluate_mnist
-        from translate.io.atomic import atomic_write_text
-        from translate.modelfile import load_model
+        from translate.eval.run import EvalOptions, evaluate_run
 
-        model = load_model(run, task=("gan", "vae", "cyclegan", "inpaint", "sr"))
-        if model.task == "sr":
-            _eval_sr(model, hr, lr, scale, per_image, tile)
-            return
-        if model.task == "cyclegan":
-            _eval_translation(model, dir_a, dir_b, inception, n_max, size)
-            return
-        if model.task == "inpaint":
-            _eval_inpaint(model, images, masks, hole, pair, tuple(mask_preset), seed)
-            return
-        if n < 2:
-            raise TranslateError(f"--n must be at least 2, got {n}")
-        started = time.perf_counter()
-        result = evaluate_mnist(model, real, n=n, seed=seed)
-        table = Table(title=f"{model.task} — {run}")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        table.add_row("Fréchet distance (classifier features)", f"{result.frechet:.2f}")
-        if result.frechet_floor is not None:
-            table.add_row("  floor: real training digits", f"{result.frechet_floor:.2f}")
-        table.add_row(
-            "class entropy (bits)", f"{result.class_entropy_bits:.3f} / {MAX_ENTROPY_BITS:.3f}"
-        )
-        table.add_row("class histogram 0–9", " ".join(str(c) for c in result.histogram))
-        if result.test_nelbo is not None:
-            table.add_row("test −ELBO (nats/image)", f"{result.test_nelbo:.2f}")
-        table.add_row("reference", result.reference)
-        table.add_row("classifier accuracy on reference", f"{result.classifier_accuracy:.4f}")
-        ui.console.print(table)
-        atomic_write_text(model.path / "eval.json", json.dumps(result.as_dict(), indent=2) + "\n")
-        ui.info(f"wrote {model.path / 'eval.json'} ({time.perf_counter() - started:.1f} s)")
-
-
-def _eval_sr(model, hr: Path | None, lr: Path | None, scale: int | None, per_image: bool,
-             tile: int) -> None:
-    """The sr branch of ``translate eval``: PSNR/SSIM (Y, border = scale), model vs bicubic."""
-    from translate.eval.sr import evaluate_sr, print_sr_result, save_sr_result
-    from translate.train.loop import resolve_device
-
-    if hr is None:
-        raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
-    result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
-    print_sr_result(result, f"sr — {model.path}", per_image=per_image)
-    path = save_sr_result(model.path, result)
-    ui.info(f"wrote {path} ({result.seconds:.1f} s)")
-
-
-def _eval_inpaint(model, images: Path | None, masks: Path | None, hole: str, pair: str,
-                  presets: tuple[str, ...], seed: int) -> None:
-    """The inpaint branch of ``translate eval``: model vs cv2 Telea / NS on the holes."""
-    from translate.eval.inpaint import evaluate_inpaint, print_inpaint_result, save_inpaint_result
-    from translate.train.loop import resolve_device
-
-    if images is None:
-        raise TranslateError("an inpainting model is scored with --images DIR and --masks DIR "
-                             "or --mask-preset NAME")
-    started = time.perf_counter()
-    result = evaluate_inpaint(model, images, masks, hole, presets, seed, pair,
-                              device=resolve_device("auto"))
-    print_inpaint_result(result, f"inpaint — {model.path}")
-    key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
-           else f"{images} | presets {','.join(presets)} seed {seed}")
-    path = save_inpaint_result(model.path, result, key)
-    ui.info(f"wrote {path} ({time.perf_counter() - started:.1f} s)")
-
-
-def _eval_translation(model, dir_a: Path | None, dir_b: Path | None, inception: Path | None,
-                      n_max: int | None, size: int | None) -> None:
-    """The cyclegan branch of ``translate eval``: FID/KID both ways, cycle PSNR/SSIM."""
-    from translate.eval.features import feature_extractor
-    from translate.eval.translation import evaluate_translation, print_translation_table
-    from translate.io.atomic import atomic_write_text
-    from translate.train.loop import resolve_device
-
-    if dir_a is None or dir_b is None:
-        raise TranslateError("a cyclegan model needs --a DIR and --b DIR (test images)")
-    features, metric = feature_extractor(inception)
-    result = evaluate_translation(model, dir_a, dir_b, features, metric, size=size, n_max=n_max,
-                                  device=resolve_device("auto"))
-    print_translation_table(result, title=f"{model.task} — {model.path}")
-    out = model.path / "eval_translation.json"
-    atomic_write_text(out, json.dumps(result.as_dict(), indent=2) + "\n")
-    ui.info(f"wrote {out} ({result.seconds:.1f} s)")
+        outcome = evaluate_run(run, EvalOptions(
+            real=real, n=n, seed=seed, dir_a=dir_a, dir_b=dir_b, inception=inception,
+            n_max=n_max, size=size, images=images, masks=masks, hole=hole, pair=pair,
+            mask_presets=tuple(mask_preset), hr=hr, lr=lr, scale=scale, per_image=per_image,
+            tile=tile))
+        ui.info(f"wrote {outcome.path} ({outcome.seconds:.1f} s)")
 
 
 data_app = typer.Typer(help="Prepare datasets.", no_args_is_help=True)
@@ -397,49 +316,15 @@ def infer(
     mirroring subfolders; existing outputs are skipped; failures are listed and make the exit
     code non-zero. Under torchrun each rank takes every N-th image."""
     with user_errors():
-        from translate.infer import FAILURES, TranslationPipeline, run_folder
-        from translate.modelfile import load_model
+        from translate.infer import FAILURES, build_pipeline, run_folder
         from translate.train import distributed
-        from translate.train.loop import resolve_device
 
         world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
         try:
-            if model.suffix.lower() == ".onnx":  # an exported model: onnxruntime runs it
-                from translate.infer_onnx import onnx_pipeline
-
-                pipeline, mask_folder = onnx_pipeline(
-                    model, device, direction, precision, compile_model, masks, hole, max_pixels,
-                    pytorch_only={"--outscale": outscale, "--tile": tile,
-                                  "--fast-conv": fast_conv or None})
-            else:
-                dev = resolve_device(distributed.device_for(world, device))
-                loaded = load_model(model, device=dev, task=("cyclegan", "inpaint", "sr"))
-                if loaded.task != "sr" and (outscale is not None or tile is not None):
-                    raise TranslateError(f"--outscale and --tile are for super-resolution models; "
-                                         f"{model} holds a '{loaded.task}' model")
-                if fast_conv and loaded.task != "cyclegan":
-                    raise TranslateError(f"--fast-conv is for translation models; {model} holds "
-                                         f"a '{loaded.task}' model")
-                if masks is not None and loaded.task != "inpaint":
-                    raise TranslateError(f"--masks is for inpainting models; {model} holds a "
-                                         f"'{loaded.task}' model")
-                mask_folder = None
-                if loaded.task == "inpaint":
-                    from translate.infer_inpaint import InpaintPipeline, MaskFolder
-
-                    if masks is None:
-                        raise TranslateError(f"{model} holds an inpainting model: give the holes "
-                                             "with --masks MASK_DIR")
-                    mask_folder = MaskFolder(masks, hole, max_pixels)
-                    pipeline = InpaintPipeline(loaded, dev, precision, compile=compile_model)
-                elif loaded.task == "sr":
-                    from translate.infer_sr import SRPipeline
-
-                    pipeline = SRPipeline(loaded, dev, precision, tile=tile or 0,
-                                          tile_overlap=tile_overlap, outscale=outscale)
-                else:
-                    pipeline = TranslationPipeline(loaded, direction or "a2b", dev, precision,
-                                                   compile=compile_model, fast_conv=fast_conv)
+            pipeline, mask_folder = build_pipeline(
+                model, device=device, direction=direction, precision=precision,
+                compile=compile_model, fast_conv=fast_conv, masks=masks, hole=hole,
+                max_pixels=max_pixels, outscale=outscale, tile=tile, tile_overlap=tile_overlap)
             report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
                                 ext=ext, overwrite=overwrite, num_workers=workers,
                                 max_pixels=max_pixels, show_progress=not quiet,

@@ -18,7 +18,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from translate.errors import TranslateError
 
-GAN_LOSSES = ("bce", "lsgan", "hinge")
+GAN_LOSSES = ("bce", "lsgan", "hinge", "ragan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -289,12 +289,10 @@ class SrDataConfig:
 @dataclass(frozen=True)
 class SrLossConfig:
     gan: bool = False  # stage 2: add the adversarial term (start from model.init_from)
-    gan_loss: str = "ragan"  # relativistic average (ESRGAN); bce, lsgan and hinge also work
     gan_weight: float = 5e-3  # ESRGAN's λ for the adversarial term
     l1_weight: float = 1.0  # pixel L1 (stage 1: the only term); ESRGAN stage 2 uses 1e-2
 
     def __post_init__(self) -> None:
-        _check_choice("loss.gan_loss", self.gan_loss, ("bce", "lsgan", "hinge", "ragan"))
         for key in ("gan_weight", "l1_weight"):
             _check_positive(f"loss.{key}", getattr(self, key), allow_zero=True)
 
@@ -307,11 +305,10 @@ class SrConfig:
     model: SrModelConfig = field(default_factory=SrModelConfig)
     data: SrDataConfig = field(default_factory=SrDataConfig)
     loss: SrLossConfig = field(default_factory=SrLossConfig)
-    # train.gan_loss is not read by sr: the adversarial loss is loss.gan_loss (ragan by default).
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            steps=100000, batch_size=16, lr=2e-4, beta1=0.9, beta2=0.99, log_every=100,
-            sample_every=2000, checkpoint_every=2000, ema=0.999,
+            steps=100000, batch_size=16, lr=2e-4, beta1=0.9, beta2=0.99, gan_loss="ragan",
+            log_every=100, sample_every=2000, checkpoint_every=2000, ema=0.999,
         )
     )
 

@@ -45,7 +45,7 @@ from translate.io.images import (
     to_rgb,
     write_image,
 )
-from translate.modelfile import Model
+from translate.modelfile import Model, load_model
 from translate.nets.layers import crop_to, pad_to_multiple
 from translate.nets.winograd import fast_inference
 from translate.signals import StopSignals
@@ -100,6 +100,88 @@ class TranslationPipeline:
         with self.precision.autocast():
             y = self.net(padded.contiguous(memory_format=self.memory_format))
         return ((crop_to(y.float(), size) + 1) / 2).clamp_(0, 1)
+
+
+def build_pipeline(model_path: str | Path, *, device: str = "auto", direction: str | None = None,
+                   precision: str = "auto", compile: bool = False, fast_conv: bool | None = None,
+                   masks: str | Path | None = None, hole: str = "white",
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, outscale: float | None = None,
+                   tile: int | None = None, tile_overlap: int | None = None
+                   ) -> tuple[Any, Any | None]:
+    """The pipeline ``translate infer`` runs for a model, and its mask folder (inpainting).
+
+    ``model_path`` is a run directory or model folder (PyTorch: a ``TranslationPipeline``,
+    ``InpaintPipeline`` or ``SRPipeline`` by the model's task) or an exported ``.onnx`` file
+    (``translate.infer_onnx.OnnxPipeline``). Options for another kind of model are refused by
+    name, never ignored. Under torchrun (``distributed.init_from_env`` called first) a PyTorch
+    model goes on this rank's GPU.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        direction: translation models: ``a2b`` (default) or ``b2a``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        compile: ``torch.compile`` the network (translation and inpainting models).
+        fast_conv: translation models: Winograd 3x3 convs (default: on for CPU at fp32).
+        masks: inpainting models (required there): the folder of hole masks.
+        hole: how ``masks`` mark holes: ``white`` (nonzero = hole) or ``black`` (0 = hole).
+        max_pixels: masks larger than this are refused (as the images by ``run_folder``).
+        outscale, tile, tile_overlap: super-resolution models (``SRPipeline``).
+
+    Returns:
+        ``(pipeline, mask_folder)``; ``mask_folder`` (``translate.infer_inpaint.MaskFolder``)
+        is None except for inpainting models, and goes to ``run_folder(masks=...)``.
+
+    Raises:
+        TranslateError: a missing or unreadable model, a model that is not image-to-image, an
+            option for another kind of model, or an inpainting model without ``masks``.
+    """
+    model_path = Path(model_path)
+    if model_path.suffix.lower() == ".onnx":  # an exported model: onnxruntime runs it
+        from translate.infer_onnx import onnx_pipeline
+
+        return onnx_pipeline(model_path, device, direction, precision, compile, masks, hole,
+                             max_pixels,
+                             pytorch_only={"--outscale": outscale, "--tile": tile,
+                                           "--tile-overlap": tile_overlap,
+                                           "--fast-conv": fast_conv or None})
+    from translate.train.loop import resolve_device  # the training stack: import on use
+
+    dev = resolve_device(distributed.device_for(distributed.WORLD, device))
+    loaded = load_model(model_path, device=dev, task=("cyclegan", "inpaint", "sr"))
+    task = loaded.task
+    if task != "sr" and (outscale is not None or tile is not None):
+        raise TranslateError(f"--outscale and --tile are for super-resolution models; "
+                             f"{model_path} holds a '{task}' model")
+    if fast_conv and task != "cyclegan":
+        raise TranslateError(f"--fast-conv is for translation models; {model_path} holds "
+                             f"a '{task}' model")
+    if masks is not None and task != "inpaint":
+        raise TranslateError(f"--masks is for inpainting models; {model_path} holds a "
+                             f"'{task}' model")
+    if tile_overlap is not None and task != "sr":
+        raise TranslateError(f"--tile-overlap is for super-resolution models; {model_path} "
+                             f"holds a '{task}' model")
+    if direction is not None and task != "cyclegan":
+        raise TranslateError(f"--direction is for translation models; {model_path} holds "
+                             f"a '{task}' model")
+    if compile and task == "sr":
+        raise TranslateError(f"--compile is for translation and inpainting models; "
+                             f"{model_path} holds a '{task}' model")
+    if task == "inpaint":
+        from translate.infer_inpaint import InpaintPipeline, MaskFolder
+
+        if masks is None:
+            raise TranslateError(f"{model_path} holds an inpainting model: give the holes "
+                                 "with --masks MASK_DIR")
+        mask_folder = MaskFolder(masks, hole, max_pixels)
+        return InpaintPipeline(loaded, dev, precision, compile=compile), mask_folder
+    if task == "sr":
+        from translate.infer_sr import SRPipeline
+
+        return SRPipeline(loaded, dev, precision, tile=tile or 0, tile_overlap=tile_overlap,
+                          outscale=outscale), None
+    return TranslationPipeline(loaded, direction or "a2b", dev, precision, compile=compile,
+                               fast_conv=fast_conv), None
 
 
 @dataclass

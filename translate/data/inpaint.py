@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from translate.data.masks import PRESETS, REFERENCE_SIZE, generate_mask
 from translate.data.prep import to_rgb8
+from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
 from translate.io.images import ImageReadError, read_image, scan_images
 
 
-class InpaintDataset(Dataset):
+class InpaintDataset(EpochSeededDataset):
     """Photos with generated holes.
 
     Args:
@@ -66,23 +66,9 @@ class InpaintDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for items fetched by a plain index from now on."""
-        self.epoch = epoch
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        """``dataset[index]`` at the current epoch, or ``dataset[(epoch, index)]``."""
-        if isinstance(key, tuple):
-            return self.item(int(key[1]), epoch=int(key[0]))
-        return self.item(int(key))
-
     def item(self, index: int, epoch: int | None = None) -> dict[str, Any]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} items")
-        index %= n
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
+        index, epoch = self.locate(index, epoch)
+        rng = self.rng(epoch, index)
         path = self.paths[index]
         try:
             rgb = to_rgb8(read_image(path))  # (H, W, 3) uint8

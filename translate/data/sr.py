@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from translate.data.prep import to_rgb8
+from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
 from translate.io.images import read_image, scan_images
 
@@ -48,7 +48,7 @@ def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return lr if hr.dim() == 4 else lr[0]
 
 
-class SRDataset(Dataset):
+class SRDataset(EpochSeededDataset):
     """Random (LR, HR) crop pairs from a folder of photos.
 
     Args:
@@ -114,16 +114,6 @@ class SRDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths) * self.repeat
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for items fetched by a plain index from now on."""
-        self.epoch = epoch
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        """``dataset[index]`` at the current epoch, or ``dataset[(epoch, index)]``."""
-        if isinstance(key, tuple):
-            return self.item(int(key[1]), epoch=int(key[0]))
-        return self.item(int(key))
-
     def _read(self, path: Path) -> np.ndarray:
         rgb = to_rgb8(read_image(path))  # (H, W, 3) uint8
         h, w = rgb.shape[:2]
@@ -139,12 +129,8 @@ class SRDataset(Dataset):
 
     def item(self, index: int, epoch: int | None = None) -> dict[str, torch.Tensor]:
         """Item ``index`` of ``epoch`` (default: the current one)."""
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} items")
-        index %= n
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
+        index, epoch = self.locate(index, epoch)
+        rng = self.rng(epoch, index)
         # The order of draws is part of the format: crop, flips, rotation, then degradations.
         img = self.image(index % len(self.paths))
         h, w = img.shape[:2]

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from translate.data.prep import to_rgb8
+from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
 from translate.io.images import read_image, scan_images
 
@@ -46,7 +46,7 @@ def _domain_files(root: Path, folder: str) -> list[Path]:
     return files
 
 
-class UnalignedDataset(Dataset):
+class UnalignedDataset(EpochSeededDataset):
     """Unpaired images from ``root/{phase}A`` and ``root/{phase}B``.
 
     Args:
@@ -96,17 +96,6 @@ class UnalignedDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.paths_A), len(self.paths_B))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for items fetched by a plain index from now on."""
-        self.epoch = epoch
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        """``dataset[index]`` at the current epoch, or ``dataset[(epoch, index)]``."""
-        if isinstance(key, tuple):
-            epoch, index = key
-            return self.item(int(index), epoch=int(epoch))
-        return self.item(int(key))
-
     def item(
         self, index: int, epoch: int | None = None, augment: bool | None = None
     ) -> dict[str, Any]:
@@ -115,11 +104,7 @@ class UnalignedDataset(Dataset):
         ``augment`` defaults to True in the train phase; False gives the test-phase item
         (A[i], B[i mod |B|], resized to crop_size, no randomness), e.g. for fixed sample grids.
         """
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} items")
-        index %= n
-        epoch = self.epoch if epoch is None else epoch
+        index, epoch = self.locate(index, epoch)
         augment = self.phase == "train" if augment is None else augment
         path_a = self.paths_A[index % len(self.paths_A)]
         if not augment:
@@ -131,7 +116,7 @@ class UnalignedDataset(Dataset):
                 "B_path": str(path_b),
             }
         # The order of draws is part of the format: B index, then A's crop/flip, then B's.
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
+        rng = self.rng(epoch, index)
         path_b = self.paths_B[int(rng.integers(len(self.paths_B)))]
         image_a = self._augment(self._read(path_a), rng)
         image_b = self._augment(self._read(path_b), rng)

@@ -189,3 +189,24 @@ def evaluate_mnist(
 
 
 MAX_ENTROPY_BITS = math.log2(10)  # all ten classes equally often
+
+
+def print_mnist_result(result: MnistEval, title: str) -> None:
+    """A rich table: Fréchet distance (and its floor), class entropy and histogram, −ELBO."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("Fréchet distance (classifier features)", f"{result.frechet:.2f}")
+    if result.frechet_floor is not None:
+        table.add_row("  floor: real training digits", f"{result.frechet_floor:.2f}")
+    table.add_row(
+        "class entropy (bits)", f"{result.class_entropy_bits:.3f} / {MAX_ENTROPY_BITS:.3f}"
+    )
+    table.add_row("class histogram 0–9", " ".join(str(c) for c in result.histogram))
+    if result.test_nelbo is not None:
+        table.add_row("test −ELBO (nats/image)", f"{result.test_nelbo:.2f}")
+    table.add_row("reference", result.reference)
+    table.add_row("classifier accuracy on reference", f"{result.classifier_accuracy:.4f}")
+    ui.console.print(table)

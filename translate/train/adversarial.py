@@ -15,7 +15,7 @@ runs the G step alone. Mixed precision lives here too (:class:`Precision`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import torch
@@ -69,6 +69,15 @@ def g_loss(
             real - fake.mean(), torch.zeros_like(real)
         ) + F.binary_cross_entropy_with_logits(fake - real.mean(), torch.ones_like(fake))
     raise TranslateError(f"unknown GAN loss {kind!r}: one of bce, lsgan, hinge, ragan")
+
+
+def generator_adv_loss(kind: str, judge: Callable[[torch.Tensor], torch.Tensor],
+                       fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """G's adversarial loss through the (frozen) discriminator ``judge``, fakes labelled 1.
+
+    D looks at the real batch as well only where the loss is relative to it (``ragan``).
+    """
+    return g_loss(kind, judge(fake), judge(real) if kind == "ragan" else None)
 
 
 # ── Mixed precision.

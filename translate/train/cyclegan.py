@@ -11,7 +11,6 @@ trains both generators through the frozen discriminators with fakes labelled 1, 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -23,8 +22,8 @@ from translate.config import CycleGanConfig
 from translate.data.unaligned import UnalignedDataset
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
-from translate.train.adversarial import adversarial_step, d_loss, g_loss
-from translate.train.loop import Task, adam, linear_decay
+from translate.train.adversarial import d_loss, generator_adv_loss
+from translate.train.loop import Task, adam, evaluating, linear_decay
 
 GRID_IMAGES = 3  # per domain in a training sample grid
 
@@ -65,21 +64,6 @@ class ImagePool:
         self.images = [t.to(device) for t in state.get("images", [])]
 
 
-class Ema:
-    """Exponential moving average of a network's weights (buffers copied as they are)."""
-
-    def __init__(self, net: nn.Module, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(net).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        for p_ema, p in zip(self.model.parameters(), net.parameters(), strict=True):
-            p_ema.lerp_(p.detach(), 1.0 - self.decay)
-        for b_ema, b in zip(self.model.buffers(), net.buffers(), strict=True):
-            b_ema.copy_(b)
-
-
 class CycleGanTask(Task):
     name = "cyclegan"
 
@@ -106,8 +90,7 @@ class CycleGanTask(Task):
             }
         self.loss, self.weights = t.gan_loss, loss
         self.pool_A, self.pool_B = ImagePool(loss.pool_size), ImagePool(loss.pool_size)
-        self.ema = {name: Ema(net, t.ema) for name, net in
-                    (("G_AB", self.G_AB), ("G_BA", self.G_BA))} if t.ema else {}
+        self.make_emas(t.ema, "G_AB", "G_BA")
         # Forward passes may go through torch.compile; state is saved from the plain modules.
         wrap = torch.compile if t.compile else (lambda net: net)
         self.f_G_AB, self.f_G_BA = wrap(self.G_AB), wrap(self.G_BA)
@@ -119,7 +102,7 @@ class CycleGanTask(Task):
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
-        nets |= {f"{name}_ema": ema.model for name, ema in self.ema.items()}
+        nets |= {f"{name}_ema": ema.model for name, ema in self.emas.items()}
         return nets
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +130,8 @@ class CycleGanTask(Task):
         fake_A, fake_B = fakes["fake_A"], fakes["fake_B"]
         w = self.weights
         losses = {
-            "G_AB": g_loss(self.loss, self.f_D_B(fake_B)),  # fakes labelled 1
-            "G_BA": g_loss(self.loss, self.f_D_A(fake_A)),
+            "G_AB": generator_adv_loss(self.loss, self.f_D_B, fake_B, real_B),  # fakes → 1
+            "G_BA": generator_adv_loss(self.loss, self.f_D_A, fake_A, real_A),
             "cycle_A": w.lambda_a * F.l1_loss(self.f_G_BA(fake_B).float(), real_A.float()),
             "cycle_B": w.lambda_b * F.l1_loss(self.f_G_AB(fake_A).float(), real_B.float()),
         }
@@ -157,12 +140,6 @@ class CycleGanTask(Task):
             losses["idt_A"] = w.lambda_identity * w.lambda_a * F.l1_loss(idt_a, real_A.float())
             losses["idt_B"] = w.lambda_identity * w.lambda_b * F.l1_loss(idt_b, real_B.float())
         return losses
-
-    def train_step(self, batch, precision) -> dict[str, float]:
-        logs = adversarial_step(self, batch, precision)
-        for name, ema in self.ema.items():
-            ema.update(getattr(self, name))
-        return logs
 
     # ── State, samples, export.
 
@@ -175,26 +152,18 @@ class CycleGanTask(Task):
 
     def inference_generators(self) -> dict[str, nn.Module]:
         """The EMA generators where kept, else the trained ones."""
-        if self.ema:
-            return {name: ema.model for name, ema in self.ema.items()}
-        return {"G_AB": self.G_AB, "G_BA": self.G_BA}
+        return {name: self.inference_generator(name) for name in ("G_AB", "G_BA")}
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """Rows: A → G_AB(A) → G_BA(G_AB(A)), then B → G_BA(B) → G_AB(G_BA(B))."""
         nets = self.inference_generators()
-        was = {n: net.training for n, net in nets.items()}
-        for net in nets.values():
-            net.eval()
-        try:
+        with evaluating(*nets.values()):
             ab = nets["G_AB"](self.grid_A)
             ba = nets["G_BA"](self.grid_B)
             aba, bab = nets["G_BA"](ab), nets["G_AB"](ba)
-            rows = [torch.stack(t) for t in zip(self.grid_A, ab, aba, strict=True)]
-            rows += [torch.stack(t) for t in zip(self.grid_B, ba, bab, strict=True)]
-        finally:
-            for n, net in nets.items():
-                net.train(was[n])
+        rows = [torch.stack(t) for t in zip(self.grid_A, ab, aba, strict=True)]
+        rows += [torch.stack(t) for t in zip(self.grid_B, ba, bab, strict=True)]
         return make_grid((torch.cat(rows).float() + 1) / 2, nrow=3, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
@@ -203,5 +172,5 @@ class CycleGanTask(Task):
             "directions": {"a2b": "G_AB", "b2a": "G_BA"},
             "size_multiple": 4,
             "channels": 3,
-            "ema": bool(self.ema),
+            "ema": bool(self.emas),
         }

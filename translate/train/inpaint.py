@@ -24,9 +24,8 @@ from translate.config import InpaintConfig
 from translate.data.inpaint import InpaintDataset
 from translate.nets.inpaint import InpaintGenerator, composite
 from translate.nets.patchgan import PatchDiscriminator
-from translate.train.adversarial import adversarial_step, d_loss, g_loss
-from translate.train.cyclegan import Ema
-from translate.train.loop import Task, adam
+from translate.train.adversarial import d_loss, generator_adv_loss
+from translate.train.loop import Task, adam, evaluating
 
 GRID_IMAGES = 4  # columns of a training sample grid
 
@@ -47,12 +46,15 @@ class InpaintTask(Task):
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         for net in (self.G, self.D):
             net.to(memory_format=self.memory_format)
-        self.generators, self.discriminators = [self.G], [self.D]
+        self.generators = [self.G]
+        # Without the adversarial term D cannot affect G: the core then runs the G step alone
+        # (D, still saved, keeps its weights for a later run that turns the term back on).
+        self.discriminators = [self.D] if cfg.loss.adversarial > 0 else []
         self.opt_g = adam(self.G.parameters(), t, device)
         self.opt_d = adam(self.D.parameters(), t, device)
         self.schedulers = {}
         self.loss, self.weights = t.gan_loss, cfg.loss
-        self.ema = Ema(self.G, t.ema) if t.ema else None
+        self.make_emas(t.ema, "G")
         wrap = torch.compile if t.compile else (lambda f: f)
         self.f_fill, self.f_D = wrap(self.G.fill), wrap(self.D)
         grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
@@ -61,8 +63,8 @@ class InpaintTask(Task):
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"G": self.G, "D": self.D}
-        if self.ema is not None:
-            nets["G_ema"] = self.ema.model
+        if self.emas:
+            nets["G_ema"] = self.emas["G"].model
         return nets
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -93,40 +95,28 @@ class InpaintTask(Task):
             "valid": w.valid * ((1 - mask) * error).mean(),
         }
         if w.adversarial > 0:
-            losses["adv"] = w.adversarial * g_loss(
-                self.loss, self._judge(fakes["completed"], batch["mask"]))
+            losses["adv"] = w.adversarial * generator_adv_loss(
+                self.loss, lambda x: self._judge(x, batch["mask"]), fakes["completed"],
+                batch["image"])
         return losses
 
-    def train_step(self, batch, precision) -> dict[str, float]:
-        logs = adversarial_step(self, batch, precision)
-        if self.ema is not None:
-            self.ema.update(self.G)
-        return logs
-
     # ── Samples, export.
-
-    def inference_generator(self) -> nn.Module:
-        return self.ema.model if self.ema is not None else self.G
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """Rows: input with holes (grey), completed image, ground truth."""
-        net = self.inference_generator()
-        was = net.training
-        net.eval()
-        try:
+        net = self.inference_generator("G")
+        with evaluating(net):
             completed = net(self.grid_image, self.grid_mask)
-        finally:
-            net.train(was)
         holed = self.grid_image * (1 - self.grid_mask)
         rows = torch.cat([holed, completed.float(), self.grid_image])
         return make_grid((rows + 1) / 2, nrow=len(self.grid_image), padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
-        return {"G": self.inference_generator()}, {
+        return {"G": self.inference_generator("G")}, {
             "value_range": [-1.0, 1.0],
             "size_multiple": self.G.size_multiple,
             "channels": 3,
             "mask": "second input (B, 1, H, W), 1 = hole; known pixels are returned unchanged",
-            "ema": self.ema is not None,
+            "ema": bool(self.emas),
         }

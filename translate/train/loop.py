@@ -8,14 +8,16 @@ must be right once: exact resume, atomic checkpoints, signals and non-finite los
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import random
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -68,12 +70,47 @@ def move_to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+class Ema:
+    """Exponential moving average of a network's weights (buffers copied as they are).
+
+    Args:
+        net: the trained network; :meth:`update` follows it.
+        decay: weight of the average per step, e.g. 0.999.
+    """
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.net, self.decay = net, decay
+        self.model = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for p_ema, p in zip(self.model.parameters(), self.net.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), self.net.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+@contextlib.contextmanager
+def evaluating(*nets: nn.Module) -> Iterator[None]:
+    """Put ``nets`` in eval mode for the block, then back in the mode each was in."""
+    was = [net.training for net in nets]
+    for net in nets:
+        net.eval()
+    try:
+        yield
+    finally:
+        for net, mode in zip(nets, was, strict=True):
+            net.train(mode)
+
+
 class Task:
     """Base for a trainable task. Subclasses set the attributes and override what differs.
 
     Attributes:
         name: the task's config name (``gan``, ``vae`` …), stored in checkpoints and model.json.
         generators / discriminators / opt_g / opt_d: what the adversarial core steps.
+        emas: generator attribute name → its :class:`Ema`, updated after every step (none by
+            default); :meth:`inference_generator` prefers them.
         schedulers: stepped once at the end of every epoch.
         dataset / collate_fn: what the loop batches.
     """
@@ -83,6 +120,7 @@ class Task:
     discriminators: list[nn.Module]
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer | None = None
+    emas: Mapping[str, Ema] = MappingProxyType({})
     schedulers: dict[str, Any]
     dataset: Dataset
     collate_fn: Callable | None = None
@@ -113,7 +151,20 @@ class Task:
         return move_to(batch, self.device)
 
     def train_step(self, batch: Any, precision: Precision) -> dict[str, float]:
-        return adversarial_step(self, batch, precision)
+        """The core's alternating step, then every EMA follows its generator."""
+        logs = adversarial_step(self, batch, precision)
+        for ema in self.emas.values():
+            ema.update()
+        return logs
+
+    def inference_generator(self, name: str) -> nn.Module:
+        """Generator attribute ``name`` for samples and export: its EMA where kept, else itself."""
+        ema = self.emas.get(name)
+        return ema.model if ema is not None else getattr(self, name)
+
+    def make_emas(self, decay: float, *names: str) -> None:
+        """Keep an EMA of each named generator attribute when ``decay`` > 0 (``train.ema``)."""
+        self.emas = {name: Ema(getattr(self, name), decay) for name in names} if decay else {}
 
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():

@@ -12,8 +12,8 @@ from translate.config import GanConfig, VaeConfig
 from translate.data.mnist import DigitDataset, load_mnist
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.vae import VAE, negative_elbo
-from translate.train.adversarial import d_loss, g_loss
-from translate.train.loop import Task, adam
+from translate.train.adversarial import d_loss, generator_adv_loss
+from translate.train.loop import Task, adam, evaluating
 
 GRID = 64  # samples in a training grid (8 × 8)
 
@@ -63,15 +63,12 @@ class GanTask(Task):
         return {"d": 0.5 * d_loss(self.loss, self.D(real), self.D(fake))}
 
     def generator_losses(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"g": g_loss(self.loss, self.D(fake))}  # fakes labelled 1
+        return {"g": generator_adv_loss(self.loss, self.D, fake, real)}  # fakes labelled 1
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
-        self.G.eval()
-        try:
+        with evaluating(self.G):
             images = self.G(self.z_grid).float()
-        finally:
-            self.G.train()
         return make_grid((images + 1) / 2, nrow=8, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:

@@ -4,8 +4,8 @@ Stage 1 (PSNR-oriented, ``loss.gan: false``) has no discriminator, so the core r
 alone (as for the VAE) on ``λ_1 ‖G(x_LR) − x_HR‖₁`` (EDSR trains on L1, Lim et al. 2017 Sec. 4.2).
 
 Stage 2 (``loss.gan: true``) starts from a stage-1 run's weights (``model.init_from``) and adds
-the PatchGAN through the core's alternating step with the relativistic average loss of ESRGAN
-(Wang et al. 2018, Eqn. 1–2; ``d_loss``/``g_loss`` ``"ragan"``):
+the PatchGAN through the core's alternating step with ``train.gan_loss``, by default the
+relativistic average loss of ESRGAN (Wang et al. 2018, Eqn. 1–2; ``"ragan"``):
 
     L_G = λ_1 ‖G(x_LR) − x_HR‖₁ + λ_adv L_G^Ra,       L_D = L_D^Ra
 
@@ -28,9 +28,8 @@ from translate.errors import TranslateError
 from translate.modelfile import load_model
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.sr import SRGenerator
-from translate.train.adversarial import adversarial_step, d_loss, g_loss
-from translate.train.cyclegan import Ema
-from translate.train.loop import Task, adam, linear_decay
+from translate.train.adversarial import d_loss, generator_adv_loss
+from translate.train.loop import Task, adam, evaluating, linear_decay
 
 GRID_IMAGES = 4  # rows in a training sample grid
 
@@ -85,8 +84,8 @@ class SrTask(Task):
             self.schedulers = {"opt_g": linear_decay(self.opt_g, t.epochs, t.epochs_decay)}
             if self.opt_d is not None:
                 self.schedulers["opt_d"] = linear_decay(self.opt_d, t.epochs, t.epochs_decay)
-        self.loss = loss
-        self.ema = Ema(self.G, t.ema) if t.ema else None
+        self.loss, self.gan_loss = loss, t.gan_loss
+        self.make_emas(t.ema, "G")
         # Fixed sample inputs: item i of epoch 0 (the dataset's own RNG, not the global one).
         grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
         self.grid_lr = torch.stack([g["lr"] for g in grid]).to(device)
@@ -96,8 +95,8 @@ class SrTask(Task):
         nets: dict[str, nn.Module] = {"generator": self.G}
         if self.D is not None:
             nets["discriminator"] = self.D
-        if self.ema is not None:
-            nets["generator_ema"] = self.ema.model
+        if self.emas:
+            nets["generator_ema"] = self.emas["G"].model
         return nets
 
     # ── The core's three calls.
@@ -107,53 +106,35 @@ class SrTask(Task):
 
     def discriminator_losses(self, batch, fake) -> dict[str, torch.Tensor]:
         # Real HR → 1, detached SR → 0, relativistic by default (ESRGAN Eqn. 2).
-        return {"D": d_loss(self.loss.gan_loss, self.D(batch["hr"]), self.D(fake))}
+        return {"D": d_loss(self.gan_loss, self.D(batch["hr"]), self.D(fake))}
 
     def generator_losses(self, batch, fake) -> dict[str, torch.Tensor]:
         hr = batch["hr"]
         losses = {"l1": self.loss.l1_weight * F.l1_loss(fake.float(), hr.float())}
-        if self.D is not None:
-            # D frozen by the core; the relativistic G loss also needs D's view of real images.
-            real_logits = self.D(hr) if self.loss.gan_loss == "ragan" else None
-            losses["adv"] = self.loss.gan_weight * g_loss(
-                self.loss.gan_loss, self.D(fake), real_logits
-            )
+        if self.D is not None:  # D frozen by the core
+            losses["adv"] = self.loss.gan_weight * generator_adv_loss(
+                self.gan_loss, self.D, fake, hr)
         return losses
 
-    def train_step(self, batch, precision) -> dict[str, float]:
-        logs = adversarial_step(self, batch, precision)
-        if self.ema is not None:
-            self.ema.update(self.G)
-        return logs
-
     # ── Samples and export.
-
-    def inference_generator(self) -> nn.Module:
-        """The EMA generator where kept, else the trained one."""
-        return self.ema.model if self.ema is not None else self.G
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         """Rows: bicubic-upscaled LR | SR | HR for fixed training crops."""
-        net = self.inference_generator()
-        was = net.training
-        net.eval()
-        try:
+        net = self.inference_generator("G")
+        with evaluating(net):
             sr = net(self.grid_lr).float().clamp(0, 1)
-        finally:
-            net.train(was)
         up = F.interpolate(self.grid_lr, size=sr.shape[-2:], mode="bicubic",
                            align_corners=False).clamp(0, 1)
         rows = [torch.stack(t) for t in zip(up, sr, self.grid_hr, strict=True)]
         return make_grid(torch.cat(rows), nrow=3, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
-        G = self.inference_generator()
-        return {"generator": G}, {
+        return {"generator": self.inference_generator("G")}, {
             "value_range": [0.0, 1.0],
             "scale": self.G.scale,
             "channels": 3,
             "receptive_radius": self.G.receptive_radius,
-            "ema": self.ema is not None,
+            "ema": bool(self.emas),
             "gan": self.D is not None,
         }

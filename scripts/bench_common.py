@@ -45,3 +45,16 @@ def machine(device: torch.device) -> dict[str, Any]:
     else:
         info["mkldnn"] = torch.backends.mkldnn.is_available()
     return info
+
+
+def finish(header: dict[str, Any], payload: dict[str, Any], json_path: Path | None,
+           note: str) -> None:
+    """Record the load average at the end, print it with ``note``, write ``payload`` as JSON."""
+    import json
+
+    header["load_average_end"] = list(os.getloadavg())
+    print(f"\nload average at the end {header['load_average_end']}; {note}")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {json_path}")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import statistics
 import sys
 import time
@@ -35,7 +33,7 @@ import torch.nn.functional as F
 # Benchmark the checkout this script lives in, whichever copy the environment has installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import machine  # noqa: E402
+from bench_common import finish, machine  # noqa: E402
 
 from translate.nets.resnet import ResnetGenerator  # noqa: E402
 from translate.nets.winograd import WinogradConv2d, fast_inference  # noqa: E402
@@ -183,13 +181,8 @@ def main() -> None:
         net = bench_net(args)
         show("generator forward", net, unit="s")
         payload["net"] = net
-    header["load_average_end"] = list(os.getloadavg())
-    print(f"\nload average at the end {header['load_average_end']}; speedup = median over "
-          "rounds of (baseline / variant) within each round; errors against float64")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    finish(header, payload, args.json, "speedup = median over rounds of (baseline / variant) "
+           "within each round; errors against float64")
 
 
 if __name__ == "__main__":

@@ -210,34 +210,12 @@ def compare(out_a: Path, out_b: Path) -> dict[str, Any]:
 # ── The two variants (child process).
 
 
-def run_naive_sr(args: argparse.Namespace, model: Any, device: torch.device) -> float:
-    """The naive loop for super-resolution: PIL open → whole image through the network → save."""
-    from PIL import Image
-    from torchvision.transforms.functional import to_tensor
-
-    from translate.train.adversarial import Precision
-
-    net = model.networks["generator"].to(device).eval()
-    autocast = Precision(args.precision, device).autocast
-    files = sorted(p for p in Path(args._input).iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    out = Path(args._output)
-    out.mkdir(parents=True, exist_ok=True)
-    first = to_tensor(Image.open(files[0]).convert("RGB")).unsqueeze(0).to(device)
-    with torch.no_grad(), autocast():  # warm-up, untimed
-        net(first)
-    sync(device)
-    start = time.perf_counter()
-    for path in files:
-        x = to_tensor(Image.open(path).convert("RGB")).unsqueeze(0).to(device)  # (1, 3, h, w)
-        with torch.no_grad(), autocast():
-            y = net(x).float().clamp(0, 1)  # (1, 3, s h, s w)
-        array = np.rint(y[0].permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
-        Image.fromarray(array).save(out / f"{path.stem}.png")
-    sync(device)
-    return time.perf_counter() - start
-
-
 def run_naive(args: argparse.Namespace, model: Any, device: torch.device) -> float:
+    """The naive loop: PIL open → whole image through the network → save as PNG.
+
+    Translation models get [-1, 1] inputs reflect-padded to their size multiple (cropped back);
+    super-resolution models take [0, 1] inputs as they are.
+    """
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
@@ -245,25 +223,31 @@ def run_naive(args: argparse.Namespace, model: Any, device: torch.device) -> flo
     from translate.train.adversarial import Precision
 
     if args.task == "sr":
-        return run_naive_sr(args, model, device)
+        net = model.networks["generator"].to(device).eval()
 
-    net = model.networks[model.meta["directions"]["a2b"]].to(device).eval()
-    multiple = int(model.meta.get("size_multiple", 4))
+        def forward(x: torch.Tensor) -> torch.Tensor:  # (1, 3, h, w) → (1, 3, s h, s w)
+            return net(x).float().clamp(0, 1)
+    else:
+        net = model.networks[model.meta["directions"]["a2b"]].to(device).eval()
+        multiple = int(model.meta.get("size_multiple", 4))
+
+        def forward(x: torch.Tensor) -> torch.Tensor:  # (1, 3, H, W) → (1, 3, H, W)
+            padded, size = pad_to_multiple(x * 2 - 1, multiple)
+            return ((crop_to(net(padded).float(), size) + 1) / 2).clamp(0, 1)
+
     autocast = Precision(args.precision, device).autocast
     files = sorted(p for p in Path(args._input).iterdir() if p.suffix.lower() in (".jpg", ".png"))
     out = Path(args._output)
     out.mkdir(parents=True, exist_ok=True)
     first = to_tensor(Image.open(files[0]).convert("RGB")).unsqueeze(0).to(device)
     with torch.no_grad(), autocast():  # warm-up, untimed
-        net(pad_to_multiple(first * 2 - 1, multiple)[0])
+        forward(first)
     sync(device)
     start = time.perf_counter()
     for path in files:
-        x = to_tensor(Image.open(path).convert("RGB")).unsqueeze(0).to(device)  # (1, 3, H, W)
-        padded, size = pad_to_multiple(x * 2 - 1, multiple)
+        x = to_tensor(Image.open(path).convert("RGB")).unsqueeze(0).to(device)
         with torch.no_grad(), autocast():
-            y = net(padded)
-        y = ((crop_to(y.float(), size) + 1) / 2).clamp(0, 1)
+            y = forward(x)
         array = np.rint(y[0].permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
         Image.fromarray(array).save(out / f"{path.stem}.png")
     sync(device)

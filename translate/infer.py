@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from translate import console as ui
-from translate.errors import TranslateError
+from translate.errors import TranslateError, refuse_foreign_options
 from translate.io.atomic import atomic_write_text, remove_stale_temp_files
 from translate.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -149,24 +149,15 @@ def build_pipeline(model_path: str | Path, *, device: str = "auto", direction: s
     dev = resolve_device(distributed.device_for(distributed.WORLD, device))
     loaded = load_model(model_path, device=dev, task=("cyclegan", "inpaint", "sr"))
     task = loaded.task
-    if task != "sr" and (outscale is not None or tile is not None):
-        raise TranslateError(f"--outscale and --tile are for super-resolution models; "
-                             f"{model_path} holds a '{task}' model")
-    if fast_conv and task != "cyclegan":
-        raise TranslateError(f"--fast-conv is for translation models; {model_path} holds "
-                             f"a '{task}' model")
-    if masks is not None and task != "inpaint":
-        raise TranslateError(f"--masks is for inpainting models; {model_path} holds a "
-                             f"'{task}' model")
-    if tile_overlap is not None and task != "sr":
-        raise TranslateError(f"--tile-overlap is for super-resolution models; {model_path} "
-                             f"holds a '{task}' model")
-    if direction is not None and task != "cyclegan":
-        raise TranslateError(f"--direction is for translation models; {model_path} holds "
-                             f"a '{task}' model")
-    if compile and task == "sr":
-        raise TranslateError(f"--compile is for translation and inpainting models; "
-                             f"{model_path} holds a '{task}' model")
+    refuse_foreign_options(task, model_path, [
+        ("--outscale and --tile", outscale is not None or tile is not None, ("sr",),
+         "super-resolution"),
+        ("--fast-conv", bool(fast_conv), ("cyclegan",), "translation"),
+        ("--masks", masks is not None, ("inpaint",), "inpainting"),
+        ("--tile-overlap", tile_overlap is not None, ("sr",), "super-resolution"),
+        ("--direction", direction is not None, ("cyclegan",), "translation"),
+        ("--compile", compile, ("cyclegan", "inpaint"), "translation and inpainting"),
+    ])
     if task == "inpaint":
         from translate.infer_inpaint import InpaintPipeline, MaskFolder
 

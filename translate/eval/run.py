@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from translate.errors import TranslateError
+from translate.errors import TranslateError, refuse_foreign_options
 from translate.io.atomic import atomic_write_text
 from translate.modelfile import Model, load_model
 
@@ -86,9 +86,9 @@ def check_options(task: str, options: EvalOptions, run: str | Path) -> None:
         TranslateError: e.g. "--hr is for super-resolution models; RUN holds a 'cyclegan' model".
     """
     defaults = {f.name: f.default for f in dataclasses.fields(EvalOptions)}
-    for name, (flag, tasks, what) in OPTION_TASKS.items():
-        if task not in tasks and getattr(options, name) != defaults[name]:
-            raise TranslateError(f"{flag} is for {what} models; {run} holds a '{task}' model")
+    refuse_foreign_options(task, run, [
+        (flag, getattr(options, name) != defaults[name], tasks, what)
+        for name, (flag, tasks, what) in OPTION_TASKS.items()])
 
 
 def evaluate_run(run: str | Path, options: EvalOptions) -> EvalOutcome:

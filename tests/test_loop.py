@@ -134,10 +134,12 @@ def twice_if_they_part(body: Callable[[Path], None], tmp_path: Path) -> None:
     """Run ``body(folder)`` — straight and split runs in fresh processes, compared by
     :func:`assert_runs_agree` — and, only if the two runs part, once more in a new folder.
 
-    Why: twice in about fifteen CI runs (never on the development VM, in dozens of repeats) a
-    from-scratch 9-step GAN run in CI ended ~1e-4 away from every other run of the same command,
-    the resumed run included; the cause is not known. A resume bug parts the runs every time, so
-    it still fails here (on the second try); a one-off outlier is reported as a warning.
+    Why: twice so far a from-scratch GAN run ended slightly away from every other run of the
+    same command — a clean-clone run on the development VM in session 3 (the fresh-process resume
+    test, ~1e-3 after 30 steps) and the project's CI after session 4 (the signal test, ~1e-4 after
+    9 steps, where the *uninterrupted* run was the outlier) — and never in 84 fresh-process runs
+    on the development VM since; the cause is not known. A resume bug parts the runs every time,
+    so it still fails here (on the second try); a one-off outlier is reported as a warning.
     """
     try:
         body(tmp_path / "try1")

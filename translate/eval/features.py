@@ -156,6 +156,14 @@ class VGG16Features(nn.Module):
             maps.append(h)
         return maps
 
+    def block_output(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """The ReLU output of the last conv of the 1-based ``block``, the whole batch at once and
+        with gradients to ``x`` (the SR perceptual loss; the parameters stay frozen)."""
+        h = self._input(x)
+        for b in range(block):
+            h = self._block(h, b)
+        return h
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _as_unit_float(x)

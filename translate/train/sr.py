@@ -9,8 +9,10 @@ relativistic average loss of ESRGAN (Wang et al. 2018, Eqn. 1–2; ``"ragan"``):
 
     L_G = λ_1 ‖G(x_LR) − x_HR‖₁ + λ_adv L_G^Ra,       L_D = L_D^Ra
 
-ESRGAN also has a perceptual (VGG19 feature) term; no ImageNet VGG ships offline here, so it is
-left out. An EMA of G is kept when ``train.ema > 0`` and is what samples and exports use.
+``loss.perceptual > 0`` adds ESRGAN's perceptual term, ``λ_p ‖φ(G(x_LR)) − φ(x_HR)‖₁ / 255``, with
+φ the offline VGG16 (HED) features of :mod:`translate.train.perceptual` (ESRGAN uses an ImageNet
+VGG19, which does not ship offline here). An EMA of G is kept when ``train.ema > 0`` and is what
+samples and exports use.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.sr import SRGenerator
 from translate.train.adversarial import d_loss, generator_adv_loss
 from translate.train.loop import Task, adam, evaluating, linear_decay
+from translate.train.perceptual import PerceptualLoss, load_perceptual
 
 GRID_IMAGES = 4  # rows in a training sample grid
 
@@ -85,6 +88,11 @@ class SrTask(Task):
             if self.opt_d is not None:
                 self.schedulers["opt_d"] = linear_decay(self.opt_d, t.epochs, t.epochs_decay)
         self.loss, self.gan_loss = loss, t.gan_loss
+        # Fixed, not saved with the run: rebuilt from its weights file on resume.
+        self.perceptual: PerceptualLoss | None = None
+        if loss.perceptual > 0:
+            self.perceptual = load_perceptual(loss.perceptual_weights, loss.perceptual_block)
+            self.perceptual.to(device)
         self.make_emas(t.ema, "G")
         # Fixed sample inputs: item i of epoch 0 (the dataset's own RNG, not the global one).
         grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
@@ -111,6 +119,8 @@ class SrTask(Task):
     def generator_losses(self, batch, fake) -> dict[str, torch.Tensor]:
         hr = batch["hr"]
         losses = {"l1": self.loss.l1_weight * F.l1_loss(fake.float(), hr.float())}
+        if self.perceptual is not None:
+            losses["percep"] = self.loss.perceptual * self.perceptual(fake, hr)
         if self.D is not None:  # D frozen by the core
             losses["adv"] = self.loss.gan_weight * generator_adv_loss(
                 self.gan_loss, self.D, fake, hr)

@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import finish, machine  # noqa: E402
 
-from translate.eval.features import fast_feature_net, load_vgg16_h5  # noqa: E402
+from translate.eval.features import fast_feature_net  # noqa: E402
 from translate.eval.translation import _load, evaluate_translation  # noqa: E402
 from translate.io.images import scan_images  # noqa: E402
 from translate.modelfile import load_model, save_model  # noqa: E402
 from translate.nets.resnet import ResnetGenerator  # noqa: E402
+from translate.nets.vgg import load_vgg16_h5  # noqa: E402
 from translate.perf import tune_allocator  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "monet2photo"

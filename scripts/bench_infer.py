@@ -220,7 +220,7 @@ def run_naive(args: argparse.Namespace, model: Any, device: torch.device) -> flo
     from torchvision.transforms.functional import to_tensor
 
     from translate.nets.layers import crop_to, pad_to_multiple
-    from translate.train.adversarial import Precision
+    from translate.runtime import Precision
 
     if args.task == "sr":
         net = model.networks["generator"].to(device).eval()
@@ -258,11 +258,9 @@ def run_pipeline(args: argparse.Namespace, model: Any, device: torch.device) -> 
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
-    from translate.infer import TranslationPipeline, run_folder
+    from translate.infer import SRPipeline, TranslationPipeline, run_folder
 
     if args.task == "sr":
-        from translate.infer_sr import SRPipeline
-
         pipe = SRPipeline(model, device, args.precision, tile=args.tile)
     else:
         pipe = TranslationPipeline(model, "a2b", device, args.precision,
@@ -286,7 +284,7 @@ def child(args: argparse.Namespace) -> None:
     import translate
     from translate.modelfile import load_model
     from translate.perf import tune_allocator
-    from translate.train.loop import resolve_device
+    from translate.runtime import resolve_device
 
     if args._variant != "naive":
         tune_allocator()  # as the translate command does at start-up (translate/perf.py)
@@ -394,8 +392,7 @@ def main() -> None:
         raise SystemExit(f"--variants: give at least one of {', '.join(PIPELINE_OPTIONS)}"
                          + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
 
-    from translate.train.adversarial import Precision
-    from translate.train.loop import resolve_device
+    from translate.runtime import Precision, resolve_device
 
     device = resolve_device(args.device)
     args.n = args.n if args.n is not None else (400 if device.type == "cuda" else 40)

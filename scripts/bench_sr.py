@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine  # noqa: E402
 
-from translate.infer_sr import SRPipeline  # noqa: E402
+from translate.infer import SRPipeline  # noqa: E402
 from translate.modelfile import Model  # noqa: E402
 from translate.nets.sr import SRGenerator  # noqa: E402
 

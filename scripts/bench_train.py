@@ -3,10 +3,11 @@ allocator × optimizer.
 
 Each configuration runs in its own process (spawned, so nothing is inherited: process-wide
 options such as the tuned allocator and compiled code stay with their configuration) and builds
-the project's real ``CycleGanTask`` (from ``load_config("cyclegan")`` over a tiny generated
-dataset); the parent times ``task.train_step(batch, precision)`` — the adversarial core's D step
-and G step with every CycleGAN loss, the image pools and both Adam updates — on one fixed batch
-already on the device. Data loading is excluded. Warm-up steps (compilation, oneDNN / cuDNN
+the project's real ``CycleGanTask`` (as ``translate train`` builds it:
+``translate.train.load_train_config`` + ``build_task``, over a tiny generated dataset); the
+parent times ``task.train_step(batch, precision)`` — the adversarial core's D step and G step
+with every CycleGAN loss, the image pools and both Adam updates — on one fixed batch already on
+the device. Data loading is excluded. Warm-up steps (compilation, oneDNN / cuDNN
 set-up) are excluded; the clock is read after ``torch.cuda.synchronize()`` on a GPU. All
 configurations are built first, one after another, then timed in interleaved rounds (one step of
 each per round, only one process computing at a time), so that a change in the machine's load
@@ -64,12 +65,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import machine  # noqa: E402
 
-from translate.config import load_config  # noqa: E402
 from translate.io.images import write_image  # noqa: E402
 from translate.perf import tune_allocator  # noqa: E402
-from translate.train.adversarial import Precision  # noqa: E402
+from translate.runtime import Precision, resolve_device, seed_everything  # noqa: E402
+from translate.train import build_task, load_train_config  # noqa: E402
 from translate.train.cyclegan import CycleGanTask  # noqa: E402
-from translate.train.loop import resolve_device, seed_everything  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 OPTIONS = {"cl": "cl", "channels_last": "cl", "compile": "compile", "malloc": "malloc",
@@ -174,7 +174,9 @@ def make_dataset(root: Path, size: int, n: int, seed: int) -> None:
 
 
 def build(args: argparse.Namespace, s: Setting, root: Path, device: torch.device) -> CycleGanTask:
-    cfg = load_config("cyclegan", overrides=[
+    # The parts `translate train` builds its task from: the config, then the task seeded by
+    # train.seed (identical initial weights for every configuration).
+    cfg = load_train_config("cyclegan", overrides=[
         f"data.root={root}",
         f"data.load_size={args.size}",
         f"data.crop_size={args.size}",
@@ -189,8 +191,7 @@ def build(args: argparse.Namespace, s: Setting, root: Path, device: torch.device
         f"train.seed={args.seed}",
         "train.epochs=0",  # steps mode: no learning-rate schedulers
     ])
-    seed_everything(args.seed)  # identical initial weights for every configuration
-    task = CycleGanTask(cfg, device)
+    task = build_task("cyclegan", cfg, device)
     if not s.fused:  # PyTorch's default Adam (foreach) instead of the project's fused one
         for name, opt in task.optimizers().items():
             d = opt.defaults

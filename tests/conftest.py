@@ -4,6 +4,7 @@ no progress bars, and paths to the shared reference data."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,3 +49,28 @@ def error_line(result) -> str:
     assert len(lines) == 1, f"expected one line, got: {result.output!r}"
     assert lines[0].startswith("error: ")
     return lines[0]
+
+
+# The MNIST GAN run that the CLI, report and infer tests share: 4 steps, every step logged,
+# samples at steps 2 and 4, TensorBoard on; in a folder whose name has a space (quoted in the
+# report's links).
+GAN_RUN_STEPS = 4
+GAN_RUN_ARGS = ["--set", f"train.steps={GAN_RUN_STEPS}", "--set", "train.log_every=1",
+                "--set", "train.sample_every=2", "--set", "train.checkpoint_every=1000",
+                "--set", "train.device=cpu", "--tensorboard", "-q"]
+
+
+@pytest.fixture(scope="session")
+def _trained_gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("shared") / "gan run"
+    result = invoke("train", "gan", "--out", run, *GAN_RUN_ARGS)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+@pytest.fixture
+def gan_run(_trained_gan_run: Path, tmp_path: Path) -> Path:
+    """A tiny trained MNIST GAN run (see ``GAN_RUN_ARGS``), trained once per session; each test
+    gets its own copy, so what one test writes into it (eval.json, a report, a resumed
+    checkpoint) no other test sees."""
+    return Path(shutil.copytree(_trained_gan_run, tmp_path / "gan run"))

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from translate.errors import TranslateError
+from translate.runtime import Precision
 from translate.train.adversarial import (
     NonFiniteLoss,
-    Precision,
     adversarial_step,
     d_loss,
     frozen,

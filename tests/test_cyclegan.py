@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import translate_cmd
+from helpers import assert_same_state, smooth_image
 from PIL import Image
 from safetensors.torch import load_file
 from torch.nn import functional as F
@@ -20,10 +21,10 @@ from torch.utils.data import default_collate
 
 from translate.config import load_config
 from translate.io.images import write_image
-from translate.train.adversarial import Precision
+from translate.runtime import Precision, seed_everything
 from translate.train.checkpoint import load_checkpoint
 from translate.train.cyclegan import CycleGanTask, ImagePool
-from translate.train.loop import fit, linear_decay, seed_everything
+from translate.train.loop import fit, linear_decay
 
 CPU = torch.device("cpu")
 CROP = 32
@@ -44,12 +45,6 @@ N_A, N_B = 4, 3  # an epoch is max(|A|, |B|) = 4 steps at batch size 1
 ALL_LOSSES = {"D_A", "D_B", "G_AB", "G_BA", "cycle_A", "cycle_B", "idt_A", "idt_B"}
 
 
-def _smooth(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random smooth RGB image (a 4×4 grid of colours, bilinearly enlarged)."""
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """trainA (4 images) and trainB (3), 40 × 40."""
@@ -57,7 +52,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     for domain, n in (("A", N_A), ("B", N_B)):
         for i in range(n):
-            write_image(root / f"train{domain}" / f"{domain.lower()}{i}.png", _smooth(rng, 40))
+            write_image(root / f"train{domain}" / f"{domain.lower()}{i}.png", smooth_image(rng, 40))
     return root
 
 
@@ -288,8 +283,8 @@ def test_exported_model_holds_the_ema_weights(root: Path, tmp_path: Path) -> Non
 
 def test_overfits_a_single_pair(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    write_image(tmp_path / "pair" / "trainA" / "a.png", _smooth(rng, CROP))
-    write_image(tmp_path / "pair" / "trainB" / "b.png", _smooth(rng, CROP))
+    write_image(tmp_path / "pair" / "trainA" / "a.png", smooth_image(rng, CROP))
+    write_image(tmp_path / "pair" / "trainB" / "b.png", smooth_image(rng, CROP))
     cfg, task = build(
         tmp_path / "pair", f"data.load_size={CROP}", "data.flip=false", "train.steps=100",
         "train.lr=1e-3",
@@ -305,25 +300,6 @@ def test_overfits_a_single_pair(tmp_path: Path) -> None:
 
 
 # ── Exact resume in a fresh process.
-
-
-def assert_same_tree(a: Any, b: Any, where: str = "state") -> None:
-    """Equal nested dicts/lists; tensors compared bitwise."""
-    if isinstance(a, torch.Tensor):
-        same = isinstance(b, torch.Tensor) and torch.equal(a, b)
-        assert same, f"{where} differs"
-    elif isinstance(a, dict):
-        same = isinstance(b, dict) and set(a) == set(b)
-        assert same, f"{where}: keys differ"
-        for k in a:
-            assert_same_tree(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        same = isinstance(b, (list, tuple)) and len(a) == len(b)
-        assert same, f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_tree(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.mark.parametrize(
@@ -353,9 +329,10 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(
     expected = 2 if extra else 8  # batch size 1: one fake per domain per step
     assert [len(pools[p]["images"]) for p in ("pool_A", "pool_B")] == [expected, expected]
     # Everything: networks (and EMA copies), optimizers, RNG states, pools, position.
-    assert_same_tree(straight, split)
-    steps = [x["step"] for x in metrics(tmp_path / "split")]
-    assert steps == [2, 4, 6, 8]
+    assert_same_state(straight, split)
+    records = metrics(tmp_path / "split")
+    assert [x["step"] for x in records if "changed" not in x] == [2, 4, 6, 8]
+    assert [x["changed"] for x in records if "changed" in x] == [{"train.steps": [4, 8]}]
 
 
 # ── Samples and memory format.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import save_image, smooth_image
 from PIL import Image
 
 from translate.data.prep import (
@@ -17,27 +18,13 @@ from translate.data.prep import (
     prep_dataset,
     print_prep_summary,
     split_counts,
-    to_rgb8,
 )
 from translate.errors import TranslateError
+from translate.io.images import to_rgb8
 
 SIZE = 32
 TEST_FRACTION = 0.25
 GREEN = (10, 200, 30)
-
-
-def _smooth(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A random but JPEG-friendly (smooth) RGB image."""
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
-
-
-def _save(path: Path, image: Image.Image | np.ndarray, **options) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    image.save(path, **options)
-    return path
 
 
 GRAY16 = np.random.default_rng(1).integers(0, 65536, (SIZE, 40)).astype(np.uint16)
@@ -53,38 +40,38 @@ RGBA[:, 30:] = (200, 100, 0, 64)  # c * 64/255 + 255 * 191/255 -> (241, 216, 191
 def _build_inputs(root: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     a, b = root / "in A", root / "in_b"
-    _save(a / "rgb1.jpg", _smooth(rng, 48, 64), quality=95)
-    rgb2 = _smooth(rng, 40, 40)
-    _save(a / "rgb2.png", rgb2)
-    _save(a / "rgb3.png", _smooth(rng, 50, 36))
-    _save(a / "sub" / "dup.bmp", rgb2)  # same pixels as rgb2.png, other format and name
-    _save(a / "sub" / "deeper" / "nested.png", _smooth(rng, 36, 60))
-    _save(a / "sub" / "été photo ñ.png", _smooth(rng, 64, 48))
-    _save(a / "big.png", _smooth(rng, 100, 80))
-    _save(a / "small.png", _smooth(rng, 16, 20))  # upscaled to short side 32
-    _save(a / "deep16.png", Image.fromarray(GRAY16))  # 16-bit gray PNG
-    _save(a / "cmyk.jpg", Image.new("CMYK", (40, SIZE), (0, 255, 255, 0)), quality=95)  # red
-    _save(a / "rgba.png", RGBA)
+    save_image(a / "rgb1.jpg", smooth_image(rng, 48, 64), quality=95)
+    rgb2 = smooth_image(rng, 40, 40)
+    save_image(a / "rgb2.png", rgb2)
+    save_image(a / "rgb3.png", smooth_image(rng, 50, 36))
+    save_image(a / "sub" / "dup.bmp", rgb2)  # same pixels as rgb2.png, other format and name
+    save_image(a / "sub" / "deeper" / "nested.png", smooth_image(rng, 36, 60))
+    save_image(a / "sub" / "été photo ñ.png", smooth_image(rng, 64, 48))
+    save_image(a / "big.png", smooth_image(rng, 100, 80))
+    save_image(a / "small.png", smooth_image(rng, 16, 20))  # upscaled to short side 32
+    save_image(a / "deep16.png", Image.fromarray(GRAY16))  # 16-bit gray PNG
+    save_image(a / "cmyk.jpg", Image.new("CMYK", (40, SIZE), (0, 255, 255, 0)), quality=95)  # red
+    save_image(a / "rgba.png", RGBA)
     # Stored 48 wide x 32 high with a red block at the stored top-left; Orientation 6 means
     # "turn 90° clockwise to view", which puts the block at the top-right of a 48-high image.
     stored = np.full((SIZE, 48, 3), 40, dtype=np.uint8)
     stored[:8, :8] = (255, 0, 0)
     exif = Image.Exif()
     exif[0x0112] = 6
-    _save(a / "exif_rot.jpg", stored, quality=95, exif=exif.tobytes())
+    save_image(a / "exif_rot.jpg", stored, quality=95, exif=exif.tobytes())
     jpeg = io.BytesIO()
-    Image.fromarray(_smooth(rng, 64, 64)).save(jpeg, "JPEG")
+    Image.fromarray(smooth_image(rng, 64, 64)).save(jpeg, "JPEG")
     (a / "corrupt.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
     (a / "empty.jpg").write_bytes(b"")
     (a / "notes.png").write_text("not an image\n")
     (a / "readme.txt").write_text("ignored: not an image extension\n")
 
     for i in range(5):
-        _save(b / f"b{i}.png", _smooth(rng, 40 + 4 * i, 48))
-    _save(b / "x.jpg", _smooth(rng, 40, 40), quality=95)  # same stem as x.png
-    _save(b / "x.png", _smooth(rng, 40, 40))
-    _save(b / "pal.png", Image.fromarray(_smooth(rng, SIZE, 40)).convert("P"))
-    _save(b / "gray.png", _smooth(rng, SIZE, 40)[..., 0])
+        save_image(b / f"b{i}.png", smooth_image(rng, 40 + 4 * i, 48))
+    save_image(b / "x.jpg", smooth_image(rng, 40, 40), quality=95)  # same stem as x.png
+    save_image(b / "x.png", smooth_image(rng, 40, 40))
+    save_image(b / "pal.png", Image.fromarray(smooth_image(rng, SIZE, 40)).convert("P"))
+    save_image(b / "gray.png", smooth_image(rng, SIZE, 40)[..., 0])
     return a, b
 
 

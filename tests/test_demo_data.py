@@ -17,8 +17,9 @@ from translate.data.demo import (
     build_demo,
     winter,
 )
-from translate.data.prep import REPORT_NAME, SPLITS, to_rgb8
+from translate.data.prep import REPORT_NAME, SPLITS
 from translate.errors import TranslateError
+from translate.io.images import to_rgb8
 
 SIZE = 32  # small for speed; the layout and counts do not depend on it
 

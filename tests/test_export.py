@@ -17,10 +17,10 @@ from PIL import Image
 from safetensors import safe_open
 
 from translate import __version__
-from translate import export as export_mod
 from translate.errors import TranslateError
-from translate.export import PadCrop, export_model, load_exported_network, parse_size
-from translate.infer_onnx import OnnxPipeline
+from translate.export import check as export_check
+from translate.export import export_model, load_exported_network, parse_size
+from translate.infer import OnnxPipeline, PadCrop
 from translate.io.images import write_image
 from translate.modelfile import load_model, save_model
 from translate.nets.inpaint import InpaintGenerator
@@ -264,8 +264,8 @@ def test_dynamo_failure_falls_back_to_the_torchscript_exporter(
 
 def test_a_mismatch_beyond_the_tolerance_writes_nothing(
         cyclegan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(export_mod, "TOLERANCE", 0.0)  # any float difference now fails
-    monkeypatch.setattr(export_mod, "_max_error", lambda a, b: 1e-6)
+    monkeypatch.setattr(export_check, "TOLERANCE", 0.0)  # any float difference now fails
+    monkeypatch.setattr(export_check, "max_error", lambda a, b: 1e-6)
     with pytest.raises(TranslateError, match="differs from PyTorch by 1e-06"):
         export_model(cyclegan, "torchscript", out=tmp_path / "x", direction="a2b")
     assert list(tmp_path.iterdir()) == []

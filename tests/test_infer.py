@@ -17,16 +17,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import error_line, invoke, translate_cmd
+from helpers import (
+    assert_no_temp_files,
+    file_mtimes,
+    files_under,
+    smooth_image,
+    stale_temp_name,
+)
 from PIL import Image
 
 from translate.data.demo import build_demo
-from translate.infer import (
-    FAILURES,
-    TranslationPipeline,
-    default_decode_workers,
-    plan_jobs,
-    run_folder,
-)
+from translate.infer import FAILURES, TranslationPipeline, run_folder
+from translate.infer.folder import default_decode_workers, plan_jobs
 from translate.io.images import read_image, write_image
 from translate.modelfile import load_model
 
@@ -43,23 +45,6 @@ TINY = [
 OLD_NS = 1_000_000_000 * 1_000_000_000  # an mtime (2001) no run could give a file it writes
 
 
-
-
-def files_under(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-
-
-def assert_no_temp_files(folder: Path) -> None:
-    hidden = [p for p in folder.rglob("*") if p.name.startswith(".")]
-    assert not hidden, f"temp files left behind: {hidden}"
-
-
-def _rgb(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A random smooth RGB image (JPEG-friendly)."""
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("infer")
@@ -70,21 +55,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run"
 
 
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("infer-gan") / "gan"
-    result = invoke("train", "gan", "--out", out, "--set", "train.steps=2", "-q")
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture
 def odd(tmp_path: Path) -> Path:
     """A folder with odd-sized images, a subfolder, spaces and non-ASCII names."""
     rng = np.random.default_rng(0)
     folder = tmp_path / "in"
-    write_image(folder / "odd.png", _rgb(rng, 67, 131))
-    write_image(folder / "sub dir" / "été ñ 01.png", _rgb(rng, 50, 33))
+    write_image(folder / "odd.png", smooth_image(rng, 67, 131))
+    write_image(folder / "sub dir" / "été ñ 01.png", smooth_image(rng, 50, 33))
     return folder
 
 
@@ -125,10 +102,10 @@ def test_a_single_image_as_input(run: Path, odd: Path, tmp_path: Path) -> None:
 def test_gray_alpha_and_16_bit_are_kept(run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     folder, out = tmp_path / "in", tmp_path / "out"
-    write_image(folder / "gray.png", _rgb(rng, 36, 44)[..., 0])
+    write_image(folder / "gray.png", smooth_image(rng, 36, 44)[..., 0])
     alpha = rng.integers(0, 256, (36, 44), dtype=np.uint8)
     alpha[0, :4] = [0, 1, 254, 255]
-    write_image(folder / "rgba.png", _rgb(rng, 36, 44), alpha=alpha)
+    write_image(folder / "rgba.png", smooth_image(rng, 36, 44), alpha=alpha)
     deep = rng.integers(0, 65536, (36, 44, 3), dtype=np.uint16)
     write_image(folder / "deep.png", deep, bit_depth=16)
     write_image(folder / "deep_gray.png", deep[..., 1], bit_depth=16)
@@ -173,7 +150,7 @@ def test_compiled_pipeline_matches_eager_at_every_size(run: Path, odd: Path, tmp
         compiled_nets.append(kwargs)
         return real_compile(net, **kwargs)
 
-    monkeypatch.setattr("translate.infer.torch.compile", recording_compile)
+    monkeypatch.setattr("translate.infer.translation.torch.compile", recording_compile)
     result = invoke("infer", run, odd, tmp_path / "compiled", "--compile", "-q")
     assert result.exit_code == 0, result.output
     assert compiled_nets == [{"dynamic": True}]  # the CLI flag reached the pipeline
@@ -202,11 +179,6 @@ def test_b2a_runs_g_ba(run: Path) -> None:
 # ── Skip, overwrite, failures.
 
 
-def _mtimes(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
-            for p in folder.rglob("*") if p.is_file()}
-
-
 def _age(folder: Path) -> None:
     for p in folder.rglob("*"):
         if p.is_file():
@@ -220,16 +192,16 @@ def test_existing_outputs_are_skipped_unless_overwrite(run: Path, odd: Path, tmp
     again = invoke("infer", run, odd, out, "-q")
     assert again.exit_code == 0, again.output
     assert "0 written, 2 already there" in again.output
-    assert set(_mtimes(out).values()) == {OLD_NS}
+    assert set(file_mtimes(out).values()) == {OLD_NS}
     report = run_folder(TranslationPipeline(load_model(run), "a2b", "cpu", "fp32"), odd, out,
                         show_progress=False)
     assert (report.total, report.skipped_existing, report.written) == (2, 2, 0)
-    assert set(_mtimes(out).values()) == {OLD_NS}
+    assert set(file_mtimes(out).values()) == {OLD_NS}
 
     redo = invoke("infer", run, odd, out, "--overwrite", "-q")
     assert redo.exit_code == 0, redo.output
     assert "2 written, 0 already there" in redo.output
-    mtimes = _mtimes(out)
+    mtimes = file_mtimes(out)
     assert set(mtimes) == {"odd.png", "sub dir/été ñ 01.png"}
     assert OLD_NS not in mtimes.values()
     assert_no_temp_files(out)
@@ -237,15 +209,15 @@ def test_existing_outputs_are_skipped_unless_overwrite(run: Path, odd: Path, tmp
 
 def _truncated_jpeg(rng: np.random.Generator) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(_rgb(rng, 64, 64)).save(buffer, "JPEG", quality=95)
+    Image.fromarray(smooth_image(rng, 64, 64)).save(buffer, "JPEG", quality=95)
     return buffer.getvalue()[: len(buffer.getvalue()) // 2]
 
 
 def test_bad_files_are_listed_and_the_rest_is_written(run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     folder, out = tmp_path / "in", tmp_path / "out"
-    write_image(folder / "good1.png", _rgb(rng, 40, 44))
-    write_image(folder / "sub" / "good2.jpg", _rgb(rng, 36, 52))
+    write_image(folder / "good1.png", smooth_image(rng, 40, 44))
+    write_image(folder / "sub" / "good2.jpg", smooth_image(rng, 36, 52))
     (folder / "sub" / "corrupt.jpg").write_bytes(_truncated_jpeg(rng))
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.png").write_text("not an image\n")
@@ -275,9 +247,9 @@ def test_image_too_small_for_the_network_is_a_failure_not_a_crash(run: Path, tmp
     cannot take; that file must be listed in failures.jsonl while the others are written."""
     rng = np.random.default_rng(3)
     folder, out = tmp_path / "in", tmp_path / "out"
-    write_image(folder / "a_good.png", _rgb(rng, 40, 44))
-    write_image(folder / "b_tiny.png", _rgb(rng, 4, 4))
-    write_image(folder / "c_good.png", _rgb(rng, 40, 44))
+    write_image(folder / "a_good.png", smooth_image(rng, 40, 44))
+    write_image(folder / "b_tiny.png", smooth_image(rng, 4, 4))
+    write_image(folder / "c_good.png", smooth_image(rng, 40, 44))
     result = invoke("infer", run, folder, out, "-q")
     assert isinstance(result.exception, SystemExit), result.exception  # no traceback
     assert result.exit_code == 1, result.output
@@ -336,7 +308,7 @@ def test_fail_fast_stops_at_the_first_failure(run: Path, tmp_path: Path) -> None
     folder, out = tmp_path / "in", tmp_path / "out"
     before, after = [f"a{i}.png" for i in range(4)], [f"c{i}.png" for i in range(4)]
     for name in before + after:
-        write_image(folder / name, _rgb(rng, 32, 36))
+        write_image(folder / name, smooth_image(rng, 32, 36))
     (folder / "b_bad.png").write_bytes(b"")
 
     result = invoke("infer", run, folder, out, "--fail-fast", "--workers", 0, "-q")
@@ -359,9 +331,9 @@ def test_fail_fast_stops_at_the_first_failure(run: Path, tmp_path: Path) -> None
 def test_two_inputs_with_one_output_do_not_overwrite(run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     folder, out = tmp_path / "in", tmp_path / "out"
-    write_image(folder / "a.jpg", _rgb(rng, 40, 44))  # sorts first: it owns out/a.png
-    write_image(folder / "a.png", _rgb(rng, 36, 52))
-    write_image(folder / "b.png", _rgb(rng, 36, 52))
+    write_image(folder / "a.jpg", smooth_image(rng, 40, 44))  # sorts first: it owns out/a.png
+    write_image(folder / "a.png", smooth_image(rng, 36, 52))
+    write_image(folder / "b.png", smooth_image(rng, 36, 52))
     for attempt in ("first", "again"):
         result = invoke("infer", run, folder, out, "--ext", "png", "-q")
         assert result.exit_code == 1, f"{attempt}: {result.output}"
@@ -377,7 +349,7 @@ def test_two_inputs_with_one_output_do_not_overwrite(run: Path, tmp_path: Path) 
 def test_input_inside_output_is_refused(run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     out = tmp_path / "out"
-    write_image(out / "photos" / "x.png", _rgb(rng, 32, 32))
+    write_image(out / "photos" / "x.png", smooth_image(rng, 32, 32))
     result = invoke("infer", run, out / "photos", out)
     assert result.exit_code == 1
     assert "is inside the output folder" in error_line(result)
@@ -387,8 +359,8 @@ def test_input_inside_output_is_refused(run: Path, tmp_path: Path) -> None:
 def test_an_output_that_escapes_is_one_failure(run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     folder, out, elsewhere = tmp_path / "in", tmp_path / "out", tmp_path / "elsewhere"
-    write_image(folder / "sub" / "x.png", _rgb(rng, 32, 32))
-    write_image(folder / "y.png", _rgb(rng, 32, 32))
+    write_image(folder / "sub" / "x.png", smooth_image(rng, 32, 32))
+    write_image(folder / "y.png", smooth_image(rng, 32, 32))
     elsewhere.mkdir()
     out.mkdir()
     (out / "sub").symlink_to(elsewhere, target_is_directory=True)
@@ -403,15 +375,17 @@ def test_an_output_that_escapes_is_one_failure(run: Path, tmp_path: Path) -> Non
 
 def test_stale_temp_files_are_removed_at_the_start(run: Path, odd: Path, tmp_path: Path):
     out = tmp_path / "out"
-    stale = [out / ".odd.png.k3_x9a0q.tmp", out / "sub dir" / ".été ñ 01.png.abcdefgh.tmp"]
+    stale = [out / stale_temp_name("k3_x9a0q"), out / "sub dir" / stale_temp_name("abcdefgh")]
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half an image")
     (out / ".keep").write_text("not ours\n")
     (out / "notes.tmp").write_text("not hidden: not ours\n")
+    (out / ".odd.png.k3_x9a0q.tmp").write_text("a user's file; the old temp pattern\n")
     result = invoke("infer", run, odd, out, "-q")
     assert result.exit_code == 0, result.output
-    assert files_under(out) == {".keep", "notes.tmp", "odd.png", "sub dir/été ñ 01.png"}
+    assert files_under(out) == {".keep", "notes.tmp", ".odd.png.k3_x9a0q.tmp", "odd.png",
+                                "sub dir/été ñ 01.png"}
 
 
 def test_ranks_split_the_inputs_whatever_exists(tmp_path: Path) -> None:
@@ -493,7 +467,7 @@ def test_interrupted_run_leaves_whole_files_and_a_rerun_completes_it(
     assert done < names, "the run finished before the signal: nothing was tested"
     if sig == signal.SIGKILL:
         # What a killed writer leaves: temp files the next run must clear.
-        (out / ".img000.png.stale_00.tmp").write_bytes(b"half")
+        (out / stale_temp_name()).write_bytes(b"half")
     else:
         assert_no_temp_files(out)
         [failure] = _failures(out)
@@ -510,7 +484,7 @@ def test_interrupted_run_leaves_whole_files_and_a_rerun_completes_it(
     assert f"{MANY - len(done)} written, {len(done)} already there, 0 failed" in again.stderr
     assert files_under(out) == names
     assert _final_files_decode(out) == names
-    assert {n for n, t in _mtimes(out).items() if t == OLD_NS} == done  # untouched
+    assert {n for n, t in file_mtimes(out).items() if t == OLD_NS} == done  # untouched
     assert_no_temp_files(out)
 
 
@@ -530,7 +504,7 @@ def test_two_ranks_share_the_inputs_and_merge_failures(run: Path, tmp_path: Path
     folder, out = tmp_path / "in", tmp_path / "out"
     names = [f"img{i}.png" for i in range(9)]  # sorted: input i goes to rank i % 2
     for name in names:
-        write_image(folder / name, _rgb(rng, 32, 36))
+        write_image(folder / name, smooth_image(rng, 32, 36))
     bad = names.pop(4 + bad_rank)
     (folder / bad).write_bytes(b"")
     env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
@@ -557,11 +531,11 @@ def test_two_ranks_share_the_inputs_and_merge_failures(run: Path, tmp_path: Path
 
 
 def test_default_decode_workers_leave_the_cpu_models_threads_alone(monkeypatch) -> None:
-    monkeypatch.setattr("translate.infer.os.cpu_count", lambda: 8)
-    monkeypatch.setattr("translate.infer.torch.get_num_threads", lambda: 6)
+    monkeypatch.setattr("translate.infer.folder.os.cpu_count", lambda: 8)
+    monkeypatch.setattr("translate.infer.folder.torch.get_num_threads", lambda: 6)
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert default_decode_workers(5, gpu) == 0  # a handful of files: no processes
     assert default_decode_workers(100, gpu) == 4
     assert default_decode_workers(100, cpu) == 2  # the 2 cores the 6 compute threads leave
-    monkeypatch.setattr("translate.infer.torch.get_num_threads", lambda: 8)
+    monkeypatch.setattr("translate.infer.folder.torch.get_num_threads", lambda: 8)
     assert default_decode_workers(100, cpu) == 0

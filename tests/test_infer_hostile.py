@@ -4,7 +4,6 @@ nothing and reports the same failures."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import invoke
+from helpers import assert_no_temp_files, file_mtimes, jpeg_bytes, smooth_image
 from PIL import Image
 
 from translate.infer import FAILURES, TranslationPipeline
@@ -52,20 +52,6 @@ BAD = {
 }
 
 
-def _smooth(rng: np.random.Generator, h: int, w: int, c: int = 3) -> np.ndarray:
-    """A random smooth uint8 image (JPEG-friendly)."""
-    small = rng.integers(0, 256, (4, 4, c), dtype=np.uint8)
-    big = Image.fromarray(small.squeeze(-1) if c == 1 else small).resize(
-        (w, h), Image.Resampling.BILINEAR)
-    return np.asarray(big).reshape(h, w, c)
-
-
-def _jpeg(image: Image.Image, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=95, **options)
-    return buffer.getvalue()
-
-
 def _build_hostile(root: Path) -> None:
     rng = np.random.default_rng(0)
     for folder in ("deep", "photos 2024/été ñ", "日本 語"):
@@ -79,12 +65,12 @@ def _build_hostile(root: Path) -> None:
     Image.fromarray(rng.integers(0, 65536, (24, 20), dtype=np.uint16)).save(
         root / "deep/gray16 ü.png")
 
-    cmyk = np.dstack([_smooth(rng, 24, 32, 3), np.full((24, 32), 40, np.uint8)])
+    cmyk = np.dstack([smooth_image(rng, 24, 32, 3), np.full((24, 32), 40, np.uint8)])
     Image.fromarray(cmyk, mode="CMYK").save(root / "cmyk.jpg", quality=95)
 
     alpha = rng.integers(0, 256, (28, 36), dtype=np.uint8)
     alpha[0, :4] = [0, 1, 254, 255]
-    Image.fromarray(np.dstack([_smooth(rng, 28, 36), alpha])).save(root / "rgba.png")
+    Image.fromarray(np.dstack([smooth_image(rng, 28, 36), alpha])).save(root / "rgba.png")
 
     palette = rng.integers(0, 256, 256 * 3, dtype=np.uint8).tolist()
     indices = rng.integers(0, 16, (24, 32), dtype=np.uint8)
@@ -92,25 +78,25 @@ def _build_hostile(root: Path) -> None:
     pal.putpalette(palette)
     pal.save(root / "palette.gif")
 
-    frames = [Image.fromarray(_smooth(rng, 20, 28)) for _ in range(2)]
+    frames = [Image.fromarray(smooth_image(rng, 20, 28)) for _ in range(2)]
     frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
 
     # Stored 40 wide × 24 high; EXIF orientation 6 says "turn 90° clockwise to view".
     exif = Image.Exif()
     exif[0x0112] = 6
     (root / "photos 2024/été ñ/rotated.jpg").write_bytes(
-        _jpeg(Image.fromarray(_smooth(rng, 24, 40)), exif=exif))
+        jpeg_bytes(Image.fromarray(smooth_image(rng, 24, 40)), exif=exif))
 
-    Image.fromarray(_smooth(rng, 32, 20)).save(root / "photos 2024/png saved as.jpg", "PNG")
-    gray = _smooth(rng, 16, 24, 1)[..., 0]
-    (root / "photos 2024/gray.jpg").write_bytes(_jpeg(Image.fromarray(gray)))
+    Image.fromarray(smooth_image(rng, 32, 20)).save(root / "photos 2024/png saved as.jpg", "PNG")
+    gray = smooth_image(rng, 16, 24, 1)[..., 0]
+    (root / "photos 2024/gray.jpg").write_bytes(jpeg_bytes(Image.fromarray(gray)))
 
     # Bad files.
-    whole = _jpeg(Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)))
+    whole = jpeg_bytes(Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)))
     (root / "日本 語/truncated.jpg").write_bytes(whole[: len(whole) // 2])
     (root / "empty.png").write_bytes(b"")
     (root / "photos 2024/notes.png").write_text("this is not a picture\n")
-    Image.fromarray(_smooth(rng, 60, 60)).save(root / "huge.png")
+    Image.fromarray(smooth_image(rng, 60, 60)).save(root / "huge.png")
 
 
 def _expected(pipeline: TranslationPipeline, src: Path) -> tuple[np.ndarray, np.ndarray | None,
@@ -124,11 +110,6 @@ def _expected(pipeline: TranslationPipeline, src: Path) -> tuple[np.ndarray, np.
     if image.array.shape[-1] == 1:
         pixels = rgb_to_gray(pixels)
     return pixels, image.alpha, image.bit_depth
-
-
-def _mtimes(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
-            for p in folder.rglob("*") if p.is_file()}
 
 
 def _failures(out: Path, folder: Path) -> dict[str, str]:
@@ -155,7 +136,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_infer_on_a_hostile_folder(run: Path, tmp_path: Path) -> None:
     folder, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
     _build_hostile(folder)
-    inputs_before = _mtimes(folder)
+    inputs_before = file_mtimes(folder)
     command = ("infer", run, folder, out, "--max-pixels", MAX_PIXELS, "-q")
 
     result = invoke(*command)
@@ -165,9 +146,9 @@ def test_infer_on_a_hostile_folder(run: Path, tmp_path: Path) -> None:
     assert "2 frames; only the first is used" in result.output  # the animated GIF's warning
 
     # Exactly one output per valid input, under the mirrored path, plus the failure list.
-    assert set(_mtimes(out)) == {*VALID, FAILURES}
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temp files left behind"
-    assert _mtimes(folder) == inputs_before  # the inputs untouched, nothing written beside them
+    assert set(file_mtimes(out)) == {*VALID, FAILURES}
+    assert_no_temp_files(out)
+    assert file_mtimes(folder) == inputs_before  # the inputs untouched, nothing written beside them
 
     pipeline = TranslationPipeline(load_model(run, task="cyclegan"), "a2b", "cpu", "auto")
     for name, (h, w, c, depth) in VALID.items():
@@ -216,8 +197,8 @@ def test_infer_on_a_hostile_folder(run: Path, tmp_path: Path) -> None:
     again = invoke(*command)
     assert again.exit_code == 1, again.output
     assert f"0 written, {len(VALID)} already there, {len(BAD)} failed" in again.output
-    mtimes = _mtimes(out)
+    mtimes = file_mtimes(out)
     assert set(mtimes) == {*VALID, FAILURES}
     assert {name: mtimes[name] for name in VALID} == dict.fromkeys(VALID, OLD_NS)
     assert _failures(out, folder) == failures
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temp files left behind"
+    assert_no_temp_files(out)

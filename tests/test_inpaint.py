@@ -11,17 +11,18 @@ import pytest
 import torch
 import yaml
 from conftest import error_line, invoke, translate_cmd
+from helpers import assert_same_state, params_without_grad
 from PIL import Image
 
 from translate.config import InpaintConfig, load_config, to_dict
 from translate.data.inpaint import InpaintDataset
 from translate.data.masks import generate_mask
 from translate.errors import TranslateError
-from translate.infer_inpaint import MaskFolder
+from translate.infer import MaskFolder
 from translate.modelfile import save_model
 from translate.nets.inpaint import InpaintGenerator, push_pull
 from translate.nets.resnet import ResnetGenerator
-from translate.train.adversarial import Precision
+from translate.runtime import Precision
 from translate.train.inpaint import InpaintTask
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -76,7 +77,7 @@ def test_generator_shapes_gradients_and_exact_known_pixels(gated: bool, prefill:
     hole = ~known
     assert not torch.equal(out[hole], image[hole])  # the holes are filled by the network
     out.abs().mean().backward()
-    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    missing = params_without_grad(net)
     assert not missing, f"parameters without gradient: {missing}"
 
 
@@ -407,8 +408,6 @@ def test_eval_bad_input(inpaint_run: Path, photos: Path, tmp_path: Path) -> None
 def test_resume_in_a_fresh_process_is_bitwise_identical(photos: Path, tmp_path: Path) -> None:
     """5 steps straight == 3 steps (mid-epoch: 2 batches per epoch), then 2 more resumed in a new
     process: masks and crops come from (seed, epoch, index), so the resumed run sees the same."""
-    from test_cyclegan import assert_same_tree
-
     from translate.train.checkpoint import load_checkpoint
 
     common = ["--set", f"data.root={photos}", "--set", "data.crop_size=32", *TINY_MODEL,
@@ -424,4 +423,4 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(photos: Path, tmp_path: 
     straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
     split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
     assert straight["step"] == split["step"] == 5
-    assert_same_tree(straight, split)
+    assert_same_state(straight, split)

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import jpeg_bytes
 from PIL import Image, ImageOps
 
 from translate.errors import TranslateError
@@ -54,12 +55,6 @@ def _cv2_bytes(ext: str, rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _jpeg_bytes(image: Image.Image, **options) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=95, **options)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("photos")
@@ -95,15 +90,15 @@ def hostile(tmp_path_factory) -> Path:
     stored[:6, :6] = 255
     exif = Image.Exif()
     exif[0x0112] = 6
-    (root / "rotated.jpg").write_bytes(_jpeg_bytes(Image.fromarray(stored), exif=exif))
+    (root / "rotated.jpg").write_bytes(jpeg_bytes(Image.fromarray(stored), exif=exif))
 
     Image.fromarray(RGB8).save(root / "png_named.jpg", format="PNG")
-    (root / "UPPER.JPG").write_bytes(_jpeg_bytes(Image.fromarray(RGB8)))
+    (root / "UPPER.JPG").write_bytes(jpeg_bytes(Image.fromarray(RGB8)))
     Image.new("RGB", (50, 50), (10, 20, 30)).save(root / "big.png")
 
     # Broken files.
     noise = Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    full_jpeg = _jpeg_bytes(noise)
+    full_jpeg = jpeg_bytes(noise)
     (root / "truncated.jpg").write_bytes(full_jpeg[: len(full_jpeg) // 2])
     buf = io.BytesIO()
     noise.save(buf, "PNG")

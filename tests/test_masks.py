@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from helpers import save_image
 from PIL import Image
 
 from translate.data.masks import PRESETS, generate_mask, load_mask
@@ -54,11 +55,6 @@ def test_unknown_preset_is_named() -> None:
 # ── Mask files.
 
 
-def _save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
-    Image.fromarray(array, mode).save(path)
-    return path
-
-
 @pytest.fixture
 def pattern() -> np.ndarray:
     hole = np.zeros((20, 30), bool)
@@ -68,22 +64,22 @@ def pattern() -> np.ndarray:
 
 def test_white_convention_nonzero_is_hole(tmp_path: Path, pattern: np.ndarray) -> None:
     values = np.where(pattern, 1, 0).astype(np.uint8)  # even 1 counts (nonzero), as LaMa
-    path = _save(tmp_path / "m.png", values)
+    path = save_image(tmp_path / "m.png", values)
     assert np.array_equal(load_mask(path, "white"), pattern.astype(np.uint8))
     assert np.array_equal(load_mask(path, "black"), (~pattern).astype(np.uint8))
 
 
 def test_black_convention_zero_is_hole(tmp_path: Path, pattern: np.ndarray) -> None:
     keep255 = np.where(pattern, 0, 255).astype(np.uint8)  # PUT: 255 = keep
-    path = _save(tmp_path / "m.png", keep255)
+    path = save_image(tmp_path / "m.png", keep255)
     assert np.array_equal(load_mask(path, "black"), pattern.astype(np.uint8))
 
 
 def test_rgb_with_equal_channels_and_opaque_rgba_are_accepted(tmp_path: Path,
                                                               pattern: np.ndarray) -> None:
     gray = np.where(pattern, 255, 0).astype(np.uint8)
-    rgb = _save(tmp_path / "rgb.png", np.dstack([gray] * 3))
-    rgba = _save(tmp_path / "rgba.png", np.dstack([gray] * 3 + [np.full_like(gray, 255)]))
+    rgb = save_image(tmp_path / "rgb.png", np.dstack([gray] * 3))
+    rgba = save_image(tmp_path / "rgba.png", np.dstack([gray] * 3 + [np.full_like(gray, 255)]))
     for path in (rgb, rgba):
         assert np.array_equal(load_mask(path), pattern.astype(np.uint8))
 
@@ -98,13 +94,13 @@ def test_unclear_multichannel_masks_are_refused_naming_the_file(tmp_path: Path,
                                                                 pattern: np.ndarray) -> None:
     gray = np.where(pattern, 255, 0).astype(np.uint8)
     colour = np.dstack([gray, np.zeros_like(gray), gray])
-    path = _save(tmp_path / "colour.png", colour)
+    path = save_image(tmp_path / "colour.png", colour)
     with pytest.raises(ImageReadError, match="colour channels that differ") as info:
         load_mask(path)
     assert str(path) in str(info.value)
     alpha = np.full_like(gray, 255)
     alpha[0, 0] = 0
-    path = _save(tmp_path / "alpha.png", np.dstack([gray] * 3 + [alpha]))
+    path = save_image(tmp_path / "alpha.png", np.dstack([gray] * 3 + [alpha]))
     with pytest.raises(ImageReadError, match="transparency"):
         load_mask(path)
 

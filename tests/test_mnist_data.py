@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import MNIST_TEST, needs_mnist_test
+from helpers import one_line
 
 from translate.data.mnist import DigitDataset, load_mnist, read_idx
 from translate.errors import TranslateError
@@ -47,12 +48,6 @@ def write_split(
     ext = ".gz" if gz else ""
     write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", idx_bytes(IMAGES_MAGIC, images))
     write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", idx_bytes(LABELS_MAGIC, labels))
-
-
-def message(excinfo: pytest.ExceptionInfo) -> str:
-    text = str(excinfo.value)
-    assert "\n" not in text, f"error message is not one line: {text!r}"
-    return text
 
 
 # --- read_idx -------------------------------------------------------------------------------------
@@ -95,7 +90,7 @@ def test_wrong_magic_number(tmp_path: Path, name: str, magic: int) -> None:
     path = write_idx(tmp_path / name, idx_bytes(magic, images, shape=(2, 28, 28)))
     with pytest.raises(TranslateError) as info:
         read_idx(path)
-    text = message(info)
+    text = one_line(info)
     assert f"magic number 0x{magic:08X}" in text
     assert name in text
 
@@ -107,7 +102,7 @@ def test_truncated_data(tmp_path: Path, gz: bool) -> None:
     path = write_idx(tmp_path / ("short-idx3-ubyte" + (".gz" if gz else "")), data)
     with pytest.raises(TranslateError) as info:
         read_idx(path)
-    text = message(info)
+    text = one_line(info)
     assert "truncated" in text and path.name in text
     assert "(3, 28, 28)" in text
 
@@ -118,7 +113,7 @@ def test_truncated_gzip_stream(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(idx_bytes(IMAGES_MAGIC, images))[:-20])
     with pytest.raises(TranslateError) as info:
         read_idx(path)
-    assert message(info).startswith(f"cannot read IDX file {path}")
+    assert one_line(info).startswith(f"cannot read IDX file {path}")
 
 
 def test_tiny_and_missing_files(tmp_path: Path) -> None:
@@ -126,10 +121,10 @@ def test_tiny_and_missing_files(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00")
     with pytest.raises(TranslateError) as info:
         read_idx(path)
-    assert message(info) == f"not an IDX file: {path} is only 2 bytes"
+    assert one_line(info) == f"not an IDX file: {path} is only 2 bytes"
     with pytest.raises(TranslateError) as info:
         read_idx(tmp_path / "absent")
-    assert message(info) == f"IDX file not found: {tmp_path / 'absent'}"
+    assert one_line(info) == f"IDX file not found: {tmp_path / 'absent'}"
 
 
 # --- load_mnist from a folder ---------------------------------------------------------------------
@@ -162,7 +157,7 @@ def test_load_mnist_accepts_dot_idx_names(tmp_path: Path) -> None:
 def test_missing_files_name_the_expected_file(tmp_path: Path) -> None:
     with pytest.raises(TranslateError) as info:
         load_mnist(tmp_path, "test")
-    assert message(info) == (
+    assert one_line(info) == (
         f"no test images in {tmp_path}: expected t10k-images-idx3-ubyte or "
         "t10k-images-idx3-ubyte.gz"
     )
@@ -170,7 +165,7 @@ def test_missing_files_name_the_expected_file(tmp_path: Path) -> None:
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(IMAGES_MAGIC, x))
     with pytest.raises(TranslateError) as info:
         load_mnist(tmp_path, "train")
-    text = message(info)
+    text = one_line(info)
     assert "train-labels-idx1-ubyte" in text and text.startswith("no train labels in")
 
 
@@ -180,17 +175,17 @@ def test_count_mismatch(tmp_path: Path) -> None:
     write_idx(tmp_path / "train-labels-idx1-ubyte", idx_bytes(LABELS_MAGIC, np.zeros(3, np.uint8)))
     with pytest.raises(TranslateError) as info:
         load_mnist(tmp_path, "train")
-    text = message(info)
+    text = one_line(info)
     assert "do not pair" in text and "(4, 28, 28)" in text and "(3,)" in text
 
 
 def test_bad_source_and_split(tmp_path: Path) -> None:
     with pytest.raises(TranslateError) as info:
         load_mnist(tmp_path / "nowhere", "train")
-    assert message(info).startswith(f"MNIST source {tmp_path / 'nowhere'} is not a folder")
+    assert one_line(info).startswith(f"MNIST source {tmp_path / 'nowhere'} is not a folder")
     with pytest.raises(TranslateError) as info:
         load_mnist(tmp_path, "valid")
-    assert message(info) == "unknown MNIST split 'valid': use 'train' or 'test'"
+    assert one_line(info) == "unknown MNIST split 'valid': use 'train' or 'test'"
 
 
 # --- the real data --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 from translate.errors import TranslateError
@@ -17,12 +18,6 @@ from translate.modelfile import load_model, save_model
 from translate.nets.mlp import MLPGenerator
 from translate.nets.vae import VAE
 from translate.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-
-
-def one_line(excinfo: pytest.ExceptionInfo) -> str:
-    text = str(excinfo.value)
-    assert "\n" not in text, f"error message is not one line: {text!r}"
-    return text
 
 
 def names_in(folder: Path) -> list[str]:

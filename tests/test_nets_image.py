@@ -64,6 +64,24 @@ def test_resnet_generator_batch_norm_drops_conv_biases():
     assert n_params(g) == resnet_count(3, 3, ngf, nb) + sum(normed)
 
 
+def test_resnet_generator_affine_instance_norm_adds_a_scale_and_shift():
+    # imported weights trained with InstanceNorm2d(affine=True): conv biases kept, +2 per channel
+    ngf, nb = 8, 2
+    normed = [ngf, 2 * ngf, 4 * ngf] + [4 * ngf] * 2 * nb + [2 * ngf, ngf]
+    g = ResnetGenerator(**TINY_G, norm="instance_affine")
+    assert n_params(g) == resnet_count(3, 3, ngf, nb) + 2 * sum(normed)
+    assert n_params(ResnetGenerator(norm="instance_affine")) == 11_388_675  # vintagify's count
+    assert n_params(ResnetGenerator(norm="instance")) == 11_378_179
+    x = torch.randn(2, 4, 5, 6)
+    affine = norm_layer("instance_affine", 4)
+    with torch.no_grad():
+        affine.weight.copy_(torch.tensor([0.5, 1.0, 2.0, -1.0]))
+        affine.bias.copy_(torch.tensor([0.1, 0.0, -0.3, 0.2]))
+    want = nn.InstanceNorm2d(4, affine=True)
+    want.load_state_dict(affine.state_dict())
+    torch.testing.assert_close(affine(x), want(x), atol=1e-5, rtol=0)
+
+
 def test_patch_discriminator_default_count_matches_reference():
     assert n_params(PatchDiscriminator()) == 2_764_737
 

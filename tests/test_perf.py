@@ -1,4 +1,5 @@
-"""Speed settings that must not change results: the allocator tuning and the fused optimizer."""
+"""Process set-up: speed settings that must not change results (the allocator tuning, the fused
+optimizer) and oneMKL's reproducible mode, which fixes them."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def test_training_uses_fused_adam_with_the_configured_hyperparameters() -> None:
     opt.step()
     # Adam's first step moves every weight with a non-zero gradient by about lr.
     assert torch.allclose((net.weight - before).abs(), torch.full_like(before, 0.001), rtol=1e-3)
+
+
+# reproducible_matmul() before torch starts oneMKL, as every translate command does; then one
+# 784-deep and one 1024-deep product of the MLP GAN's shapes on one thread and on two.
+_MKL_PROBE = """
+from translate.perf import reproducible_matmul
+reproducible_matmul()
+import torch
+torch.manual_seed(0)
+x, w1, w2 = torch.randn(64, 1024), torch.randn(784, 1024), torch.randn(512, 784)
+torch.set_num_threads(1)
+one = [x @ w1.t(), (x @ w1.t()) @ w2.t()]
+torch.set_num_threads(2)
+two = [x @ w1.t(), (x @ w1.t()) @ w2.t()]
+print("same:", all(torch.equal(a, b) for a, b in zip(one, two)))
+"""
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch is built without oneMKL")
+def test_matrix_products_run_in_onemkl_strict_reproducible_mode() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    out = subprocess.run(
+        [sys.executable, "-c", _MKL_PROBE], capture_output=True, text=True, timeout=120,
+        env={**env, "MKL_VERBOSE": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    calls = [line for line in out.stdout.splitlines() if line.startswith("MKL_VERBOSE SGEMM")]
+    assert len(calls) == 6 and all("CNR:AUTO,STRICT Dyn:0" in c for c in calls), calls
+    # Strict CNR: the same bits whatever the number of threads (without it they differ here).
+    assert out.stdout.splitlines()[-1] == "same: True"

@@ -17,9 +17,13 @@ from PIL import Image
 
 from translate.errors import TranslateError
 from translate.eval.run import OPTION_TASKS, EvalOptions, EvalOutcome, check_options, evaluate_run
-from translate.infer import TranslationPipeline, build_pipeline
-from translate.infer_inpaint import InpaintPipeline, MaskFolder
-from translate.infer_sr import SRPipeline
+from translate.infer import (
+    InpaintPipeline,
+    MaskFolder,
+    SRPipeline,
+    TranslationPipeline,
+    build_pipeline,
+)
 from translate.modelfile import save_model
 from translate.nets.inpaint import InpaintGenerator
 from translate.nets.mlp import MLPGenerator

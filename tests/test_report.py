@@ -11,25 +11,14 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from conftest import error_line, invoke
+from conftest import GAN_RUN_ARGS, error_line, invoke
 from PIL import Image
 
 from translate.report import loss_groups
 
-GAN = ["--set", "train.steps=4", "--set", "train.log_every=1", "--set", "train.sample_every=2",
-       "--set", "train.checkpoint_every=1000", "--set", "train.device=cpu", "-q"]
-
 
 def img_sources(page: str) -> list[str]:
     return [unquote(src) for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)]
-
-
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("report") / "gan run"  # a space, quoted in the links
-    result = invoke("train", "gan", "--out", run, *GAN, "--tensorboard")
-    assert result.exit_code == 0, result.output
-    return run
 
 
 def test_loss_groups_split_on_the_first_underscore() -> None:
@@ -100,6 +89,6 @@ def test_tensorboard_missing_is_one_line_and_no_run_dir(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     run = tmp_path / "run"
-    line = error_line(invoke("train", "gan", "--out", run, *GAN, "--tensorboard"))
+    line = error_line(invoke("train", "gan", "--out", run, *GAN_RUN_ARGS))
     assert "--tensorboard needs the tensorboard package" in line
     assert not run.exists()

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import save_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -17,23 +18,18 @@ from translate.errors import TranslateError
 LOAD, CROP = 20, 16
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("unaligned")
     rng = np.random.default_rng(0)
-    _save(root / "trainA" / "a0.png", rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
-    _save(root / "trainA" / "a1.png", np.full((18, 22, 3), 255, dtype=np.uint8))  # white
-    _save(root / "trainA" / "a2.png", rng.integers(0, 256, (26, 20), dtype=np.uint8))  # gray
+    save_image(root / "trainA" / "a0.png", rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    save_image(root / "trainA" / "a1.png", np.full((18, 22, 3), 255, dtype=np.uint8))  # white
+    save_image(root / "trainA" / "a2.png", rng.integers(0, 256, (26, 20), dtype=np.uint8))  # gray
     for i in range(5):
-        _save(root / "trainB" / f"b{i}.png", rng.integers(0, 256, (22, 25, 3), dtype=np.uint8))
+        save_image(root / "trainB" / f"b{i}.png", rng.integers(0, 256, (22, 25, 3), dtype=np.uint8))
     for i in range(2):
-        _save(root / "testA" / f"ta{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-    _save(root / "testB" / "tb0.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+        save_image(root / "testA" / f"ta{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    save_image(root / "testB" / "tb0.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     return root
 
 
@@ -102,7 +98,7 @@ def test_unaugmented_and_test_phase(root):
 
 def test_missing_and_empty_domains(root, tmp_path):
     (tmp_path / "trainA").mkdir()
-    _save(tmp_path / "trainA" / "a.png", np.zeros((4, 4, 3), dtype=np.uint8))
+    save_image(tmp_path / "trainA" / "a.png", np.zeros((4, 4, 3), dtype=np.uint8))
     with pytest.raises(TranslateError, match="trainB"):
         _dataset(tmp_path)
     (tmp_path / "trainB").mkdir()

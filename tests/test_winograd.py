@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import error_line, invoke
+from helpers import count_modules
 from PIL import Image
 from torch import nn
 
@@ -124,10 +125,6 @@ def test_bad_tile_size_and_bad_inputs() -> None:
         wino(torch.randn(1, 4, 2, 8))
 
 
-def _count(net: nn.Module, kind: type) -> int:
-    return sum(isinstance(mod, kind) for mod in net.modules())
-
-
 @pytest.mark.parametrize("upsample, expected", [("deconv", 4), ("resize", 6)])
 def test_fast_inference_generator(upsample: str, expected: int) -> None:
     torch.manual_seed(0)
@@ -139,12 +136,12 @@ def test_fast_inference_generator(upsample: str, expected: int) -> None:
         fast = fast_inference(g, min_channels=1)
         y = fast(x)
     # Residual-block convs (2 per block), plus the two resize convs 32->16, 16->8.
-    assert _count(fast, WinogradConv2d) == expected
+    assert count_modules(fast, WinogradConv2d) == expected
     assert not fast.training and not any(p.requires_grad for p in fast.parameters())
     assert (y - y_ref).abs().max().item() < 1e-4
     assert y.shape == y_ref.shape
     # The original is untouched: its convs, weights and output.
-    assert _count(g, WinogradConv2d) == 0
+    assert count_modules(g, WinogradConv2d) == 0
     assert all(torch.equal(v, before[k]) for k, v in g.state_dict().items())
     with torch.no_grad():
         assert torch.equal(g(x), y_ref)
@@ -152,10 +149,10 @@ def test_fast_inference_generator(upsample: str, expected: int) -> None:
 
 def test_fast_inference_min_channels_and_inplace() -> None:
     g = ResnetGenerator(ngf=8, n_blocks=2).eval()  # residual blocks at 32 channels
-    assert _count(fast_inference(g), WinogradConv2d) == 0  # default min_channels 128
-    assert _count(fast_inference(g, min_channels=32), WinogradConv2d) == 4
+    assert count_modules(fast_inference(g), WinogradConv2d) == 0  # default min_channels 128
+    assert count_modules(fast_inference(g, min_channels=32), WinogradConv2d) == 4
     same = fast_inference(g, min_channels=32, inplace=True)
-    assert same is g and _count(g, WinogradConv2d) == 4
+    assert same is g and count_modules(g, WinogradConv2d) == 4
 
 
 # ── The inference fast path: TranslationPipeline(fast_conv=...) and `translate infer`.
@@ -180,7 +177,8 @@ def test_pipeline_fast_conv_default_and_outputs(tmp_path) -> None:
     plain = TranslationPipeline(load_model(folder), fast_conv=False)
     fast = TranslationPipeline(load_model(folder))  # CPU at fp32: on by default
     assert (plain.fast_conv, fast.fast_conv) == (False, True)
-    assert _count(plain.net, WinogradConv2d) == 0 and _count(fast.net, WinogradConv2d) == 4
+    assert count_modules(plain.net, WinogradConv2d) == 0
+    assert count_modules(fast.net, WinogradConv2d) == 4
     y_plain, y_fast = plain(x), fast(x)
     assert y_fast.shape == y_plain.shape == x.shape
     assert y_plain.std() > 0.05  # the net does something: a real comparison below
@@ -190,7 +188,7 @@ def test_pipeline_fast_conv_default_and_outputs(tmp_path) -> None:
 
 
 def test_cli_fast_conv_flag(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import translate.infer
+    import translate.infer.translation
 
     folder = _tiny_cyclegan(tmp_path / "model")
     inputs = tmp_path / "in"
@@ -209,8 +207,8 @@ def test_cli_fast_conv_flag(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert a.shape == (28, 36, 3) and np.abs(a - b).max() <= 1
     # The flag reaches the pipeline: the default converts, --no-fast-conv does not.
     calls = []
-    real = translate.infer.fast_inference
-    monkeypatch.setattr(translate.infer, "fast_inference",
+    real = translate.infer.translation.fast_inference
+    monkeypatch.setattr(translate.infer.translation, "fast_inference",
                         lambda net, **kw: calls.append(kw) or real(net, **kw))
     assert invoke("infer", folder, inputs, tmp_path / "d", "-q").exit_code == 0
     assert len(calls) == 1

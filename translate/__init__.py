@@ -4,4 +4,6 @@ Baselines from the course (MLP GAN and VAE on MNIST), CycleGAN domain mapping, s
 and inpainting heads, all trained by one adversarial core (`translate.train.adversarial`).
 """
 
-__version__ = "0.1.0"
+from translate.version import __version__
+
+__all__ = ["__version__"]

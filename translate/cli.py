@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from rich.table import Table
 from translate import __version__
 from translate import console as ui
 from translate.errors import TranslateError
-from translate.perf import tune_allocator
+from translate.perf import reproducible_matmul, tune_allocator
 
 app = typer.Typer(
     name="translate",
@@ -43,10 +42,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except TranslateError as e:
-        ui.console.print(f"[red]error:[/] {e}", soft_wrap=True, markup=True, highlight=False)
+        ui.error(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        ui.console.print("[red]error:[/] interrupted", soft_wrap=True)
+        ui.error("interrupted")
         raise typer.Exit(130) from None
 
 
@@ -64,6 +63,7 @@ def _root(
 ) -> None:
     """Image-to-image translation with GANs."""
     tune_allocator()  # every command moves large tensors; see translate/perf.py
+    reproducible_matmul()  # before any tensor math: the same bits in every process
 
 
 @app.command(epilog="Example: translate train gan --set train.steps=2000 --out runs/gan-short")
@@ -87,46 +87,20 @@ def train(
 ) -> None:
     """Train a model: config, checkpoints, samples, metrics and model files go to the run dir."""
     with user_errors():
-        from translate.config import load_config
-        from translate.train import distributed
-        from translate.train.loop import fit, resolve_device, seed_everything
-        from translate.train.tasks import TASKS
+        from translate.train import train as train_run
 
-        name = task.value
-        if resume:
-            if out is None:
-                raise TranslateError("--resume needs --out RUN_DIR (the run to continue)")
-            if config is not None:
-                raise TranslateError(
-                    "--config cannot be combined with --resume: the run's own "
-                    "config.yaml is used (change values with --set)"
-                )
-            if not (out / "config.yaml").is_file():
-                raise TranslateError(f"{out} is not a run directory (no config.yaml)")
-            config = out / "config.yaml"
-        cfg = load_config(name, config, overrides)
-        world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
-        try:
-            if out is None:
-                if world.active:
-                    raise TranslateError("--out is required when training with torchrun")
-                out = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-            device = resolve_device(distributed.device_for(world, cfg.train.device))
-            seed_everything(cfg.train.seed)
-            job = TASKS[name](cfg, device)
-            result = fit(job, cfg.train, out, cfg, resume=resume, show_progress=not quiet,
+        done = train_run(task.value, config, overrides, out, resume, show_progress=not quiet,
                          tensorboard=tensorboard)
-        finally:
-            distributed.shutdown()
-        if world.main:
-            samples = sorted((out / "samples").glob("*.png"))
+        if done.world.main:
+            result, samples = done.result, done.samples
             ui.info(
-                f"trained {name} for {result.step} steps in {result.seconds:.1f} s on {device}"
-                + (f" × {world.size} ranks" if world.active else "")
+                f"trained {done.task} for {result.step} steps in {result.seconds:.1f} s on "
+                f"{done.device}"
+                + (f" × {done.world.size} ranks" if done.world.active else "")
                 + (f" ({result.skipped} non-finite steps skipped)" if result.skipped else "")
             )
             ui.info(
-                f"run: {out}  model: {out / 'model.safetensors'}"
+                f"run: {done.run}  model: {done.run / 'model.safetensors'}"
                 + (f"  samples: {samples[-1]}" if samples else "")
             )
 
@@ -316,10 +290,10 @@ def infer(
     mirroring subfolders; existing outputs are skipped; failures are listed and make the exit
     code non-zero. Under torchrun each rank takes every N-th image."""
     with user_errors():
+        from translate import runtime
         from translate.infer import FAILURES, build_pipeline, run_folder
-        from translate.train import distributed
 
-        world = distributed.init_from_env()  # torchrun: join the group (no-op otherwise)
+        world = runtime.init_from_env()  # torchrun: join the group (no-op otherwise)
         try:
             pipeline, mask_folder = build_pipeline(
                 model, device=device, direction=direction, precision=precision,
@@ -330,7 +304,7 @@ def infer(
                                 max_pixels=max_pixels, show_progress=not quiet,
                                 fail_fast=fail_fast, masks=mask_folder)
         finally:
-            distributed.shutdown()
+            runtime.shutdown()
         if world.main:
             ui.info(f"{report.written} written, {report.skipped_existing} already there, "
                     f"{len(report.failures)} failed, of {report.total} in {report.seconds:.1f} s"
@@ -378,6 +352,43 @@ def export_cmd(
         for r in results:
             if r.note:
                 ui.warn(f"{r.path.name}: {r.note}; used the TorchScript-based ONNX exporter")
+
+
+@app.command(
+    name="import",
+    epilog="Example: translate import latest_net_G_A.pth --b2a latest_net_G_B.pth --out runs/ref",
+)
+def import_cmd(
+    weights: Path = typer.Argument(
+        ..., help="Generator weights (.pth state dict) from the CycleGAN reference "
+        "(latest_net_G_A.pth, a pretrained *_net_G.pth) or vintagify."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
+    direction: str = typer.Option(
+        "a2b", "--direction", help="Which way WEIGHTS translates: a2b (the reference's G_A) "
+        "or b2a (its G_B)."),
+    b2a: Path | None = typer.Option(
+        None, "--b2a", help="The other generator (the reference's latest_net_G_B.pth), when "
+        "WEIGHTS is a2b: both directions in one model."),
+    name: str | None = typer.Option(
+        None, "--name", help="A label for model.json (default: the file's stem)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in OUT."),
+) -> None:
+    """Import CycleGAN ResNet generator weights into a model folder (model.safetensors +
+    model.json) that `translate infer`, `export` and (with both directions) `eval` take."""
+    with user_errors():
+        from translate.importer import import_generators
+
+        if direction not in ("a2b", "b2a"):
+            raise TranslateError(f"--direction must be a2b or b2a, got {direction!r}")
+        if b2a is not None and direction != "a2b":
+            raise TranslateError("--b2a names the b2a generator; WEIGHTS must then be a2b "
+                                 "(leave out --direction b2a)")
+        files = {direction: weights, **({"b2a": b2a} if b2a is not None else {})}
+        result = import_generators(files, out, name=name, overwrite=overwrite)
+        for d, spec in result.specs.items():
+            ui.info(f"{d}: {files[d].name} ({spec.layout} layout, ngf {spec.ngf}, "
+                    f"{spec.n_blocks} blocks, {spec.norm.replace('_', ' ')} norm)")
+        ui.info(f"wrote {out} ({result.parameters:,} parameters)")
 
 
 @app.command(

@@ -15,7 +15,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from translate import __version__
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
 from translate.nets.inpaint import InpaintGenerator
@@ -24,7 +23,7 @@ from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.nets.sr import SRGenerator
 from translate.nets.vae import VAE
-from translate.train.checkpoint import load_module_state
+from translate.version import __version__
 
 # Class name in model.json → constructor. Explicit on purpose: no scanning, no string imports.
 NETWORKS: dict[str, type[torch.nn.Module]] = {
@@ -37,6 +36,7 @@ NETWORKS: dict[str, type[torch.nn.Module]] = {
     "InpaintGenerator": InpaintGenerator,
 }
 FORMAT = "translate-model"
+EXPORT_FORMAT = "translate-export"  # the ``format`` key of every exported file's metadata
 VERSION = 1
 
 
@@ -138,3 +138,27 @@ def load_model(
         load_module_state(net, state, f"{folder / 'model.safetensors'} ({name})")
         networks[name] = net.to(device).eval()
     return Model(task=model_task, networks=networks, meta=description, path=folder)
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict`` with a one-line error naming the first mismatches."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(
+                f"unexpected {', '.join(unexpected[:3])}{' …' if len(unexpected) > 3 else ''}"
+            )
+        if shapes:
+            parts.append(f"shape {', '.join(shapes[:2])}{' …' if len(shapes) > 2 else ''}")
+        raise TranslateError(f"{what} does not match the network: {'; '.join(parts)}")
+    module.load_state_dict(state)

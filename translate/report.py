@@ -3,13 +3,16 @@ losses, the latest sample grid, input → output image tables for folders the mo
 and the config.
 
 Images are referenced by relative links (nothing is copied), so the report opens from disk next
-to the run and its output folders. The loss curves are PNG files written (atomically) next to the
-report: ``<report name>_<group>.png``, one per loss group (``D_A``/``D_B`` → ``D``, …).
+to the run and its output folders. The loss curves are PNG files next to the report:
+``<report name>_<group>.png``, one per loss group (``D_A``/``D_B`` → ``D``, …). The page and its
+PNGs are written all or nothing (``atomic_write_all``): a report that fails leaves no file.
+File names that are not UTF-8 are shown with ``\\xNN`` escapes and linked by their raw bytes.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
 import math
 import os
@@ -18,8 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from translate.errors import TranslateError
-from translate.io.atomic import atomic_open, atomic_write_text
+from translate.io.atomic import atomic_write_all
 from translate.io.images import scan_images
+from translate.io.paths import display
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -33,7 +37,9 @@ pre { background: #f6f6f6; padding: 1em; overflow: auto; }
 
 
 def _link(target: Path, report_dir: Path) -> str:
-    return quote(Path(os.path.relpath(target.resolve(), report_dir.resolve())).as_posix())
+    # Percent-encode the raw bytes: a name that is not UTF-8 still links to its file.
+    relative = Path(os.path.relpath(target.resolve(), report_dir.resolve())).as_posix()
+    return quote(os.fsencode(relative))
 
 
 def _comparison(title: str, inputs: Path, outputs: Path, report_dir: Path, limit: int) -> str:
@@ -45,9 +51,10 @@ def _comparison(title: str, inputs: Path, outputs: Path, report_dir: Path, limit
         cell = (f'<img src="{_link(out, report_dir)}" alt="output">' if out
                 else "<em>no output</em>")
         image = f'<img src="{_link(src, report_dir)}" alt="input">'
-        rows.append(f"<tr><td>{html.escape(rel.as_posix())}</td><td>{image}</td><td>{cell}</td></tr>")
+        rows.append(f"<tr><td>{html.escape(display(rel.as_posix()))}</td><td>{image}</td>"
+                    f"<td>{cell}</td></tr>")
     if not rows:
-        raise TranslateError(f"no images under {inputs} to show in the report")
+        raise TranslateError(f"no images under {display(inputs)} to show in the report")
     return (f"<h2>{html.escape(title)}</h2><table><tr><th>file</th><th>input</th>"
             f"<th>output</th></tr>{''.join(rows)}</table>")
 
@@ -70,15 +77,16 @@ def loss_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     return groups
 
 
-def write_loss_plots(records: list[dict[str, Any]], prefix: Path) -> list[tuple[str, Path]]:
-    """One PNG per loss group against the step: ``{prefix}_{group}.png``, each written atomically.
+def loss_plots(records: list[dict[str, Any]], prefix: Path) -> list[tuple[str, Path, bytes]]:
+    """One PNG per loss group against the step, rendered (not written): ``(group, path, png)``
+    with ``path`` = ``{prefix}_{group}.png``.
 
     Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    written = []
+    plots = []
     for group, names in loss_groups(records).items():
         fig = Figure(figsize=(6, 3.2), dpi=100)
         FigureCanvasAgg(fig)
@@ -95,11 +103,10 @@ def write_loss_plots(records: list[dict[str, Any]], prefix: Path) -> list[tuple[
         if len(names) > 1:
             ax.legend(fontsize=8)
         fig.tight_layout()
-        path = prefix.parent / f"{prefix.name}_{group}.png"
-        with atomic_open(path, "wb") as f:
-            fig.savefig(f, format="png")
-        written.append((group, path))
-    return written
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        plots.append((group, prefix.parent / f"{prefix.name}_{group}.png", png.getvalue()))
+    return plots
 
 
 def _flatten(value: Any, key: str = "") -> list[tuple[str, Any]]:
@@ -158,16 +165,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
         raise TranslateError(f"{run_dir} is not a run directory (no config.yaml)")
     out = Path(out) if out else run_dir / "report.html"
     report_dir = out.parent
-    report_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"<h1>translate — {html.escape(run_dir.name)}</h1>", *eval_tables(run_dir)]
+    files: dict[Path, bytes] = {}  # written together at the end, all or nothing
+    parts = [f"<h1>translate — {html.escape(display(run_dir.name))}</h1>", *eval_tables(run_dir)]
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        plots = write_loss_plots(lines, out.with_suffix("")) if lines else []
+        plots = loss_plots(lines, out.with_suffix("")) if lines else []
+        files |= {path: png for _, path, png in plots}
         if plots:
             parts.append("<h2>Loss curves</h2>" + "".join(
                 f'<img class="plot" src="{_link(path, report_dir)}" alt="{html.escape(group)}">'
-                for group, path in plots))
+                for group, path, _ in plots))
         if lines:
             last = lines[-1]
             cells = "".join(
@@ -179,11 +187,16 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
         parts.append(_comparison(title, Path(inputs), Path(outputs), report_dir, limit))
     samples = sorted((run_dir / "samples").glob("*.png"))
     if samples:
-        parts.append(f"<h2>Latest training samples ({html.escape(samples[-1].name)})</h2>"
+        parts.append(f"<h2>Latest training samples ({html.escape(display(samples[-1].name))})</h2>"
                      f'<img class="grid" src="{_link(samples[-1], report_dir)}" alt="samples">')
     config = (run_dir / "config.yaml").read_text(encoding="utf-8")
     parts.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>translate report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
-    atomic_write_text(out, page)
+    files[out] = page.encode("utf-8")
+    try:
+        atomic_write_all(files)
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise TranslateError(f"cannot write the report {display(out)}: {reason}") from None
     return out

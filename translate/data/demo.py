@@ -48,11 +48,10 @@ from translate.data.prep import (
     resize_short_side,
     split_order,
     staging_folder,
-    to_rgb8,
     write_report,
 )
 from translate.errors import TranslateError
-from translate.io.images import write_image
+from translate.io.images import to_rgb8, write_image
 
 CROPS_PER_PHOTO = 12
 TEST_PER_DOMAIN = 10

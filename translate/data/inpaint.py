@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from translate.data.masks import PRESETS, REFERENCE_SIZE, generate_mask
-from translate.data.prep import to_rgb8
 from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
-from translate.io.images import ImageReadError, read_image, scan_images
+from translate.io.images import ImageReadError, read_image, scan_images, to_rgb8
 
 
 class InpaintDataset(EpochSeededDataset):

@@ -22,9 +22,17 @@ Choices, so the output is predictable:
   with ``(seed, domain)``; the first round(test_fraction · n) go to test, at least one when
   n ≥ 2 and test_fraction > 0, and never all of them.
 * **Names** keep the path relative to the input folder, subfolders joined by ``__``, as
-  ``.png`` (lossless); clashes (``a.jpg`` and ``a.png``) get the old extension added.
+  ``.png`` (lossless); clashes (``a.jpg`` and ``a.png``) get the old extension added. A name
+  longer than a file name may be (255 bytes) is cut and given a hash of the full name.
+  ``prep.json`` records names that are not UTF-8 with their raw bytes too
+  (``translate.io.paths.path_record``: ``file`` + ``file_bytes_b64``, ``source`` + …).
+* **Bounded output.** ``size``² pixels (the least a written image has) must be within
+  ``max_pixels`` — the budget a read image gets holds for a written one — checked before any
+  work; an image whose resized output would pass ``max_pixels`` (a long panorama) is skipped.
 * **Nothing half-written.** Everything is built in a hidden folder beside ``out``
-  (``.NAME.tmp-XXXX``) and moved into place only when complete; on any failure it is removed.
+  (``translate.io.atomic.make_temp_dir``) and moved into place only when complete; on any
+  failure it is removed. What a killed prep left (the hidden folder; split folders it was
+  moving into a non-empty ``out``, listed in a journal) is removed when prep next starts.
 """
 
 from __future__ import annotations
@@ -32,9 +40,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,18 +50,26 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from rich.table import Table
+from rich.text import Text
 
-from translate.console import console, progress_bar
+from translate.console import console, printable, progress_bar
 from translate.errors import TranslateError
-from translate.io.atomic import atomic_write_text
+from translate.io.atomic import (
+    atomic_write_text,
+    is_stale_temp,
+    make_temp_dir,
+    remove_stale_temp_dirs,
+    temp_path_for,
+)
 from translate.io.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
-    LoadedImage,
     read_image,
     scan_images,
+    to_rgb8,
     write_image,
 )
+from translate.io.paths import display, json_safe, path_record
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
 REPORT_NAME = "prep.json"
@@ -64,56 +80,18 @@ _SUMMARY_SKIPPED_LINES = 20  # skipped files listed on the terminal; prep.json h
 # Pixels
 
 
-def to_rgb8(image: LoadedImage | np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) ``uint8`` RGB from what ``read_image`` gives, for models that want 8-bit colour.
-
-    One channel is repeated three times; 16-bit is scaled by round(v / 257) (65535 → 255);
-    transparency is composited onto white: out = c·α + max·(1 − α), rounded.
-
-    Args:
-        image: a ``LoadedImage`` (its alpha is used), or an (H, W[, C]) ``uint8``/``uint16``
-            array with C in {1, 3}.
-        alpha: (H, W) transparency for an array ``image`` (ignored for a ``LoadedImage``).
-    """
-    if isinstance(image, LoadedImage):
-        array, alpha = image.array, image.alpha
-    else:
-        array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3):
-        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) pixels, got {array.shape}")
-    if array.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"expected uint8 or uint16 pixels, got {array.dtype}")
-    peak = 255.0 if array.dtype == np.uint8 else 65535.0
-
-    if alpha is not None:
-        alpha = np.asarray(alpha)
-        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
-        if alpha.shape != array.shape[:2]:
-            raise ValueError(f"alpha shape {alpha.shape} does not match pixels {array.shape}")
-        a = alpha.astype(np.float64)[..., None] / (255.0 if alpha.dtype == np.uint8 else 65535.0)
-        # Composite in [0, 1] at the file's precision, then one rounding to 8 bits.
-        blended = array.astype(np.float64) / peak * a + (1.0 - a)
-        rgb = np.rint(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
-    elif array.dtype == np.uint16:
-        # round(v / 257) in integers: 257 is odd, so v / 257 never lands on .5.
-        rgb = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    else:
-        rgb = array
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    return np.ascontiguousarray(rgb)
+def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(H, W) after ``resize_short_side`` to ``size``."""
+    scale = size / min(height, width)
+    if height <= width:
+        return size, max(size, round(width * scale))
+    return max(size, round(height * scale)), size
 
 
 def resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
     """Resize (H, W, 3) ``uint8`` so min(H, W) == ``size``, aspect kept (Lanczos, up or down)."""
     height, width = rgb.shape[:2]
-    scale = size / min(height, width)
-    if height <= width:
-        new_h, new_w = size, max(size, round(width * scale))
-    else:
-        new_h, new_w = max(size, round(height * scale)), size
+    new_h, new_w = resized_shape(height, width, size)
     if (new_h, new_w) == (height, width):
         return rgb
     return np.asarray(Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.LANCZOS))
@@ -147,7 +125,7 @@ class DomainReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "folder": self.folder,
+            **path_record(self.folder, "folder"),
             "found": self.found,
             "written": {"train": self.train, "test": self.test},
             "skipped_count": len(self.skipped),
@@ -174,7 +152,7 @@ class PrepReport:
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "out": str(self.out),
+            **path_record(self.out, "out"),
             "size": self.size,
             "test_fraction": self.test_fraction,
             "seed": self.seed,
@@ -191,7 +169,12 @@ class PrepReport:
 
 
 def check_out_free(out: Path) -> None:
-    """Refuse an ``out`` that already holds a dataset (or is a file)."""
+    """Refuse an ``out`` that already holds a dataset (or is a file).
+
+    What a killed prep of ``out`` left is removed first (``remove_killed_prep_leftovers``), so
+    a rerun after a kill is not refused.
+    """
+    remove_killed_prep_leftovers(out)
     if out.exists() and not out.is_dir():
         raise TranslateError(f"{out} exists and is not a folder; choose another --out")
     for name in (*SPLITS, REPORT_NAME):
@@ -210,17 +193,42 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing[::-1]
 
 
+def remove_killed_prep_leftovers(out: Path) -> None:
+    """Remove what a killed prep (or demo build) left: hidden staging folders beside ``out``
+    whose process is gone, and in ``out`` a stale move journal with the split folders it lists,
+    unless ``prep.json`` arrived (moved last: the dataset is complete) — they are then this
+    program's, half moved in."""
+    out = out.resolve()
+    remove_stale_temp_dirs(out.parent)
+    if not out.is_dir():
+        return
+    for journal in [p for p in out.iterdir() if is_stale_temp(p.name) and p.is_file()]:
+        try:
+            moved = json.loads(journal.read_text("utf-8"))
+        except (OSError, ValueError):  # killed while writing it: nothing was moved yet
+            moved = []
+        if not (out / REPORT_NAME).exists():
+            for name in moved:
+                if name in SPLITS and (out / name).is_dir() and not (out / name).is_symlink():
+                    shutil.rmtree(out / name)
+        with contextlib.suppress(FileNotFoundError):
+            journal.unlink()
+
+
 @contextlib.contextmanager
 def staging_folder(out: Path):
     """A hidden temp folder beside ``out``; moved to ``out`` on success, removed on failure.
 
     If ``out`` is missing or empty the temp folder is renamed to it in one step; if ``out``
     holds other things (say, the raw photos), the split folders are moved in one by one and
-    ``prep.json`` last, so its presence marks a complete dataset.
+    ``prep.json`` last, so its presence marks a complete dataset; a journal in ``out`` (a
+    hidden temp file) lists them meanwhile, so a kill halfway can be undone on the next start.
     """
     out = out.resolve()  # so that "." or "datasets/.." still has a real parent to stage in
     created = _make_parents(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out.parent)
+    moved: list[str] = []
+    journal: Path | None = None
     try:
         yield tmp
         check_out_free(out)  # someone may have written there meanwhile
@@ -229,11 +237,25 @@ def staging_folder(out: Path):
         if not out.exists():
             os.replace(tmp, out)
         else:
-            for name in sorted(os.listdir(tmp), key=lambda n: n == REPORT_NAME):
+            names = sorted(os.listdir(tmp), key=lambda n: n == REPORT_NAME)
+            journal = temp_path_for(out / REPORT_NAME)
+            with open(journal, "w", encoding="utf-8") as f:
+                f.write(json.dumps(names))
+                f.flush()
+                os.fsync(f.fileno())
+            for name in names:
                 os.replace(tmp / name, out / name)
+                moved.append(name)
             tmp.rmdir()
+            journal.unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if REPORT_NAME not in moved:  # a dataset without prep.json is not one: take it back
+            for name in moved:
+                shutil.rmtree(out / name, ignore_errors=True)
+        if journal is not None:
+            with contextlib.suppress(FileNotFoundError):
+                journal.unlink()
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if still empty
@@ -254,28 +276,44 @@ def split_order(n: int, seed: int, domain: str) -> list[int]:
 
 
 def write_report(folder: Path, report: PrepReport) -> None:
-    atomic_write_text(
-        folder / REPORT_NAME, json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
-    )
+    data = json_safe(report.as_dict())  # a path not UTF-8 has its bytes in *_bytes_b64
+    atomic_write_text(folder / REPORT_NAME, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
 # prep
 
 
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units)
+
+
+def _fit_name(stem: str, suffix: str = ".png") -> str:
+    """``stem``, cut (at a character) and given 8 hex digits of its hash when ``stem + suffix``
+    would be longer than ``NAME_MAX`` bytes; a flattened deep path easily is."""
+    if len(os.fsencode(stem + suffix)) <= NAME_MAX:
+        return stem
+    tag = "__" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    while len(os.fsencode(stem + tag + suffix)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tag
+
+
 def _output_names(files: list[Path], root: Path) -> list[str]:
-    """Flattened ``.png`` names, unique case-insensitively (for case-insensitive disks)."""
+    """Flattened ``.png`` names, unique case-insensitively (for case-insensitive disks), each
+    at most ``NAME_MAX`` bytes."""
     names: list[str] = []
     used: set[str] = set()
     for path in files:
         rel = path.relative_to(root)
         stem = "__".join((*rel.parts[:-1], rel.stem))
-        candidates = [stem, f"{stem}__{rel.suffix.lstrip('.').lower()}"]
+        extension = rel.suffix.lstrip(".").lower()
+        candidates = [_fit_name(stem), _fit_name(f"{stem}__{extension}")]
         name = next((c for c in candidates if c.lower() not in used), None)
         counter = 2
         while name is None:
-            if f"{stem}__{counter}".lower() not in used:
-                name = f"{stem}__{counter}"
+            numbered = _fit_name(f"{stem}__{counter}")
+            if numbered.lower() not in used:
+                name = numbered
             counter += 1
         used.add(name.lower())
         names.append(name + ".png")
@@ -315,14 +353,21 @@ def _prep_domain(
             try:
                 image = read_image(path, max_pixels=max_pixels)
             except ImageReadError as e:
-                report.skipped.append({"file": rel, "reason": e.reason})
+                report.skipped.append({**path_record(rel, "file"), "reason": e.reason})
                 continue
             if image.warning:
-                report.warnings.append({"file": rel, "warning": image.warning})
+                report.warnings.append({**path_record(rel, "file"), "warning": image.warning})
+            new_h, new_w = resized_shape(*image.array.shape[:2], size)
+            if max_pixels is not None and new_h * new_w > max_pixels:
+                report.skipped.append({**path_record(rel, "file"), "reason": (
+                    f"its output at --size {size} would have {new_w}×{new_h} = {new_h * new_w} "
+                    f"pixels, over the limit of {max_pixels}")})
+                continue
             rgb = to_rgb8(image)
             digest = pixel_hash(rgb)
             if digest in seen:
-                report.duplicates.append({"file": rel, "duplicate_of": seen[digest]})
+                report.duplicates.append({**path_record(rel, "file"),
+                                          **path_record(seen[digest], "duplicate_of")})
                 continue
             seen[digest] = rel
             if min(rgb.shape[:2]) < size:
@@ -342,7 +387,8 @@ def _prep_domain(
         split = f"test{name}" if i in in_test else f"train{name}"
         if i in in_test:
             os.replace(train_dir / out_name, test_dir / out_name)
-        report.files.append({"source": rel, "output": f"{split}/{out_name}"})
+        report.files.append({**path_record(rel, "source"),
+                             **path_record(f"{split}/{out_name}", "output")})
     report.test = n_test
     report.train = len(kept) - n_test
     return report
@@ -388,11 +434,25 @@ def prep_dataset(
         raise TranslateError(f"--size must be at least 1, got {size}")
     if not 0 <= test_fraction < 1:
         raise TranslateError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    if max_pixels is not None and size * size > max_pixels:
+        # The budget a read image gets holds for a written one; checked before any work.
+        raise TranslateError(
+            f"--size {size}: every written image would have at least {size}×{size} = "
+            f"{size * size} pixels, over --max-pixels {max_pixels}; the largest --size it "
+            f"allows is {math.isqrt(max_pixels)}")
     for name, folder in dirs.items():
         if not folder.exists():
             raise TranslateError(f"domain {name} folder {folder} does not exist")
         if not folder.is_dir():
             raise TranslateError(f"domain {name} path {folder} is not a folder")
+    a, b = dirs["A"].resolve(), dirs["B"].resolve()
+    if a == b:
+        raise TranslateError(f"--a and --b are the same folder ({dirs['A']}); give each domain "
+                             "its own folder")
+    for (inner, inner_dir), (outer, outer_dir) in (("a", a), ("b", b)), (("b", b), ("a", a)):
+        if _is_within(inner_dir, outer_dir):
+            raise TranslateError(f"--{inner} {dirs[inner.upper()]} is inside --{outer} "
+                                 f"{dirs[outer.upper()]}; the domains' folders must not overlap")
     out_abs = out.resolve()
     for name, folder in dirs.items():
         if _is_within(out_abs, folder.resolve()):
@@ -421,12 +481,13 @@ def prep_dataset(
 
 def print_prep_summary(report: PrepReport) -> None:
     """A table of counts per domain, then the skipped files (first few; all in prep.json)."""
-    table = Table(title=f"dataset {report.out} (short side {report.size}px)")
+    table = Table(title=Text(f"dataset {display(report.out)} (short side {report.size}px)"))
     for column in ("domain", "folder", "found", "skipped", "duplicates", "train", "test"):
         table.add_column(column, justify="left" if column in ("domain", "folder") else "right")
     for name, d in report.domains.items():
         table.add_row(
-            name, d.folder, str(d.found), str(len(d.skipped)), str(len(d.duplicates)),
+            name, Text(display(d.folder)), str(d.found), str(len(d.skipped)),
+            str(len(d.duplicates)),
             str(d.train), str(d.test),
         )
     console.print(table)
@@ -435,7 +496,8 @@ def print_prep_summary(report: PrepReport) -> None:
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} file(s):[/]", soft_wrap=True)
         for name, s in skipped[:_SUMMARY_SKIPPED_LINES]:
-            console.print(f"  {name}: {s['file']}: {s['reason']}", soft_wrap=True, markup=False)
+            console.print(f"  {name}: {display(s['file'])}: {printable(s['reason'])}",
+                          soft_wrap=True, markup=False)
         if len(skipped) > _SUMMARY_SKIPPED_LINES:
             rest = len(skipped) - _SUMMARY_SKIPPED_LINES
             console.print(f"  … and {rest} more (see {REPORT_NAME})", soft_wrap=True)

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from translate.data.prep import to_rgb8
 from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
-from translate.io.images import read_image, scan_images
+from translate.io.images import read_image, scan_images, to_rgb8
 
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from translate.data.prep import to_rgb8
 from translate.data.seeded import EpochSeededDataset
 from translate.errors import TranslateError
-from translate.io.images import read_image, scan_images
+from translate.io.images import read_image, scan_images, to_rgb8
 
 PHASES = ("train", "test")
 

@@ -31,12 +31,11 @@ import torch
 
 from translate import console as ui
 from translate.data.masks import PRESETS, generate_mask, load_mask
-from translate.data.prep import to_rgb8
 from translate.errors import TranslateError
 from translate.eval.image_metrics import psnr, ssim
-from translate.infer_inpaint import InpaintPipeline, MaskFolder
+from translate.infer import InpaintPipeline, MaskFolder
 from translate.io.atomic import atomic_write_text
-from translate.io.images import ImageReadError, from_float, read_image, scan_images
+from translate.io.images import ImageReadError, from_float, read_image, scan_images, to_rgb8
 from translate.modelfile import Model
 
 METHODS = ("model", "cv2 Telea", "cv2 NS")

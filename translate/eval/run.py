@@ -21,6 +21,7 @@ from pathlib import Path
 from translate.errors import TranslateError, refuse_foreign_options
 from translate.io.atomic import atomic_write_text
 from translate.modelfile import Model, load_model
+from translate.runtime import resolve_device
 
 EVAL_TASKS = ("gan", "vae", "cyclegan", "inpaint", "sr")
 
@@ -133,7 +134,6 @@ def eval_sr(model: Model, hr: Path | None, lr: Path | None, scale: int | None,
             per_image: bool = False, tile: int = 0) -> EvalOutcome:
     """sr: PSNR/SSIM (Y, border = scale), model vs bicubic (merged into RUN/eval_sr.json)."""
     from translate.eval.sr import evaluate_sr, print_sr_result, save_sr_result
-    from translate.train.loop import resolve_device
 
     if hr is None:
         raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
@@ -147,7 +147,6 @@ def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: st
                  ) -> EvalOutcome:
     """inpaint: model vs cv2 Telea / NS on the holes (merged into RUN/eval_inpaint.json)."""
     from translate.eval.inpaint import evaluate_inpaint, print_inpaint_result, save_inpaint_result
-    from translate.train.loop import resolve_device
 
     if images is None:
         raise TranslateError("an inpainting model is scored with --images DIR and --masks DIR "
@@ -168,7 +167,6 @@ def eval_translation(model: Model, dir_a: Path | None, dir_b: Path | None,
     """cyclegan: FID/KID both ways and cycle PSNR/SSIM (RUN/eval_translation.json)."""
     from translate.eval.features import feature_extractor
     from translate.eval.translation import evaluate_translation, print_translation_table
-    from translate.train.loop import resolve_device
 
     if dir_a is None or dir_b is None:
         raise TranslateError("a cyclegan model needs --a DIR and --b DIR (test images)")

@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from translate.data.prep import to_rgb8
 from translate.data.resize import imresize, modcrop
 from translate.errors import TranslateError
 from translate.eval.image_metrics import psnr, ssim
-from translate.infer_sr import SRPipeline
+from translate.infer import SRPipeline
 from translate.io.atomic import atomic_write_text
-from translate.io.images import read_image, scan_images
+from translate.io.images import read_image, scan_images, to_rgb8
 from translate.modelfile import Model
 
 RESULT_FILE = "eval_sr.json"

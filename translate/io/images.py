@@ -450,6 +450,48 @@ def to_rgb(image: LoadedImage | np.ndarray) -> np.ndarray:
     return np.repeat(array, 3, axis=-1)
 
 
+def to_rgb8(image: LoadedImage | np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) ``uint8`` RGB from what ``read_image`` gives, for models that want 8-bit colour.
+
+    One channel is repeated three times; 16-bit is scaled by round(v / 257) (65535 → 255);
+    transparency is composited onto white: out = c·α + max·(1 − α), rounded.
+
+    Args:
+        image: a ``LoadedImage`` (its alpha is used), or an (H, W[, C]) ``uint8``/``uint16``
+            array with C in {1, 3}.
+        alpha: (H, W) transparency for an array ``image`` (ignored for a ``LoadedImage``).
+    """
+    if isinstance(image, LoadedImage):
+        array, alpha = image.array, image.alpha
+    else:
+        array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3) pixels, got {array.shape}")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {array.dtype}")
+    peak = 255.0 if array.dtype == np.uint8 else 65535.0
+
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
+        if alpha.shape != array.shape[:2]:
+            raise ValueError(f"alpha shape {alpha.shape} does not match pixels {array.shape}")
+        a = alpha.astype(np.float64)[..., None] / (255.0 if alpha.dtype == np.uint8 else 65535.0)
+        # Composite in [0, 1] at the file's precision, then one rounding to 8 bits.
+        blended = array.astype(np.float64) / peak * a + (1.0 - a)
+        rgb = np.rint(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif array.dtype == np.uint16:
+        # round(v / 257) in integers: 257 is odd, so v / 257 never lands on .5.
+        rgb = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    else:
+        rgb = array
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return np.ascontiguousarray(rgb)
+
+
 # ITU-R BT.601 luma weights: Y' = 0.299 R' + 0.587 G' + 0.114 B'.
 _BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 

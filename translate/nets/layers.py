@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-NORMS = ("instance", "batch", "none")
+NORMS = ("instance", "instance_affine", "batch", "none")
 
 
 def _check_norm(kind: str) -> None:
@@ -16,17 +16,19 @@ def _check_norm(kind: str) -> None:
 
 
 class InstanceNorm(nn.GroupNorm):
-    """Instance normalisation with no affine parameters and no running statistics (CycleGAN's).
+    """Instance normalisation with no running statistics; no affine parameters unless asked.
 
     Computed as GroupNorm with one channel per group, which is the same function (each channel of
     each image normalised over its H × W). Two reasons not to use ``nn.InstanceNorm2d``: in torch
     2.14.1 its CPU backward gives wrong input gradients when the incoming gradient is
     channels_last at batch size 1 (CycleGAN's default batch), and ``group_norm`` is about 3×
-    faster on CPU. No parameters or buffers either way, so state dicts are unchanged.
+    faster on CPU. No buffers either way; without ``affine`` no parameters (CycleGAN's default),
+    with it a per-channel scale ``weight`` and shift ``bias``, as ``InstanceNorm2d(affine=True)``
+    (the reference's forks and e.g. vintagify train with those).
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__(channels, channels, eps=eps, affine=False)
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
+        super().__init__(channels, channels, eps=eps, affine=affine)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -34,7 +36,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
     Args:
         kind: ``"instance"`` (no affine parameters, no running stats, as in CycleGAN),
-            ``"batch"`` or ``"none"`` (an identity).
+            ``"instance_affine"`` (the same with a per-channel scale and shift), ``"batch"`` or
+            ``"none"`` (an identity).
         channels: number of channels to normalise.
 
     Raises:
@@ -43,6 +46,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     _check_norm(kind)
     if kind == "instance":
         return InstanceNorm(channels)
+    if kind == "instance_affine":
+        return InstanceNorm(channels, affine=True)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     return nn.Identity()

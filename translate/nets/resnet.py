@@ -127,7 +127,8 @@ class ResnetGenerator(nn.Module):
         out_ch: output image channels.
         ngf: width of the first and last layers.
         n_blocks: residual blocks (9 for 256x256 images, 6 for 128x128 in CycleGAN).
-        norm: ``"instance"``, ``"batch"`` or ``"none"``.
+        norm: ``"instance"``, ``"instance_affine"`` (imported weights trained with
+            ``InstanceNorm2d(affine=True)``), ``"batch"`` or ``"none"``.
         upsample: ``"deconv"`` or ``"resize"`` (see :class:`ResnetDecoder`).
 
     Input H and W must be multiples of ``size_multiple`` (4); pad others with

@@ -9,7 +9,7 @@ Each iteration is (单独交替迭代训练, alternating separate training):
 
 A task supplies its networks and losses through :class:`AdversarialTask`; the MLP GAN, CycleGAN,
 super-resolution and inpainting differ only in those. A task without a discriminator (the VAE)
-runs the G step alone. Mixed precision lives here too (:class:`Precision`).
+runs the G step alone. Mixed precision is :class:`translate.runtime.Precision`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from translate.errors import TranslateError
+from translate.runtime import Precision
 from translate.train import distributed
 
 # ── GAN losses, chosen by name. Discriminators return logits, never probabilities, so every
@@ -78,62 +79,6 @@ def generator_adv_loss(kind: str, judge: Callable[[torch.Tensor], torch.Tensor],
     D looks at the real batch as well only where the loss is relative to it (``ragan``).
     """
     return g_loss(kind, judge(fake), judge(real) if kind == "ragan" else None)
-
-
-# ── Mixed precision.
-
-
-class Precision:
-    """``torch.autocast`` plus, for fp16, one ``GradScaler`` shared by both optimizers.
-
-    One scaler for several optimizers, ``update()`` once per iteration, is PyTorch's AMP recipe
-    for multiple models and optimizers. bf16 needs no scaler (fp32's exponent range).
-
-    Args:
-        name: ``auto`` (bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on CPU),
-            ``fp32``, ``bf16`` or ``fp16``.
-        device: where the models run.
-    """
-
-    def __init__(self, name: str, device: torch.device):
-        if name == "auto":
-            if device.type == "cuda":
-                name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            else:
-                name = "fp32"
-        if name not in ("fp32", "bf16", "fp16"):
-            raise TranslateError(f"unknown precision {name!r}: one of auto, fp32, bf16, fp16")
-        self.name = name
-        self.device = device
-        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
-        self._stepped = False
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.name == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        self.scaler.scale(loss).backward()
-        distributed.average_gradients(optimizer)  # no-op in a single process
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.scaler.step(optimizer)  # fp16: skips the update if the gradients overflowed
-        self._stepped = True
-
-    def update(self) -> None:
-        """Once per iteration, after every optimizer of that iteration has stepped."""
-        if self._stepped:
-            self.scaler.update()
-            self._stepped = False
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.scaler.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.scaler.load_state_dict(state)
 
 
 # ── The step.
@@ -204,7 +149,8 @@ def _optimize(
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteLoss(values)
     optimizer.zero_grad(set_to_none=True)
-    precision.backward(total, optimizer)
+    precision.backward(total)
+    distributed.average_gradients(optimizer)  # no-op in a single process
     # A finite loss can still give NaN/inf gradients (e.g. a faulty low-precision kernel). fp16's
     # GradScaler skips such updates itself; for fp32/bf16 check here, so they are never applied.
     if not precision.scaler.is_enabled():

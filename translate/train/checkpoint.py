@@ -3,21 +3,40 @@
 Written atomically (temp file in the same folder, fsync, ``os.replace``) so a crash at any moment
 leaves the previous checkpoint loadable. Read only with ``torch.load(..., weights_only=True)``:
 everything stored is tensors, numbers, strings and containers of them.
+
+:func:`save_state` and :func:`restore_state` map a task (its networks, optimizers, schedulers and
+extra state), the precision's scaler and the loop's :class:`Position` to that dict and back.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from translate.config import to_dict
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_open
+from translate.modelfile import load_module_state
+from translate.runtime import Precision
 
 FORMAT = 1
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
+
+
+@dataclass
+class Position:
+    """Where a run stands: optimizer steps taken, the epoch and the batch within it, and how many
+    steps were skipped for a non-finite loss."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    skipped: int = 0
 
 
 def capture_rng() -> dict[str, Any]:
@@ -60,37 +79,101 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise TranslateError(f"no checkpoint at {path}")
     try:
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+    except OSError as e:
+        raise TranslateError(f"cannot load checkpoint {path}: {e.strerror or e}") from None
+    if head != ZIP_MAGIC:  # empty, zeroed or another kind of file: torch's messages mislead
+        what = "an empty file" if not head else "not a PyTorch checkpoint file"
+        raise TranslateError(f"cannot load checkpoint {path}: not a valid checkpoint ({what})")
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
-        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-        # torch's weights-only refusal says what it could not unpickle on its last line.
-        detail = [x for x in lines if "WeightsUnpickler error" in x]
-        reason = (detail or lines or [type(e).__name__])[-1 if detail else 0]
-        raise TranslateError(f"cannot load checkpoint {path}: {reason}") from None
+        raise TranslateError(f"cannot load checkpoint {path}: {_load_failure(e)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise TranslateError(f"{path} is not a translate training checkpoint (format {FORMAT})")
     return state
 
 
-def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """``load_state_dict`` with a one-line error naming the first mismatches."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(
-                f"unexpected {', '.join(unexpected[:3])}{' …' if len(unexpected) > 3 else ''}"
-            )
-        if shapes:
-            parts.append(f"shape {', '.join(shapes[:2])}{' …' if len(shapes) > 2 else ''}")
-        raise TranslateError(f"{what} does not match the network: {'; '.join(parts)}")
-    module.load_state_dict(state)
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load`` failed, in a few words, without torch's advice to load with
+    ``weights_only=False`` (that runs code from the file)."""
+    for line in str(error).splitlines():
+        # The weights-only refusal names what it would not unpickle after this marker.
+        _, marker, detail = line.partition("WeightsUnpickler error:")
+        if marker and detail.strip():
+            first = detail.strip().split(". ")[0].rstrip(".")
+            return f"not a valid checkpoint (it holds objects a safe load refuses: {first})"
+    return "not a valid checkpoint (the file is cut off or damaged)"
+
+
+def architecture(task: Any) -> dict[str, Any]:
+    """Each network's class and constructor arguments: what a checkpoint must match to load."""
+    return {
+        name: {"class": type(net).__name__, "args": getattr(net, "config", {})}
+        for name, net in task.networks().items()
+    }
+
+
+def save_state(task: Any, precision: Precision, config: Any, pos: Position) -> dict[str, Any]:
+    """The checkpoint dict of a training task at ``pos`` (for :func:`save_checkpoint`).
+
+    Args:
+        task: a :class:`translate.train.loop.Task`.
+        precision: its GradScaler's state is saved.
+        config: the run's whole typed config, stored with the state.
+        pos: the loop's position; every RNG is captured now.
+    """
+    return {
+        "task": task.name,
+        "architecture": architecture(task),
+        "config": to_dict(config),
+        "networks": {k: v.state_dict() for k, v in task.networks().items()},
+        "optimizers": {k: v.state_dict() for k, v in task.optimizers().items()},
+        "schedulers": {k: v.state_dict() for k, v in task.schedulers.items()},
+        "scaler": precision.state_dict(),
+        "step": pos.step,
+        "epoch": pos.epoch,
+        "batch_in_epoch": pos.batch_in_epoch,
+        "nonfinite_skipped": pos.skipped,
+        "rng": capture_rng(),
+        "extra": task.extra_state(),
+    }
+
+
+def check_task(state: dict[str, Any], task_name: str, path: Path) -> None:
+    if state.get("task") != task_name:
+        raise TranslateError(f"{path} is from task {state.get('task')!r}, not {task_name!r}")
+
+
+def restore_state(task: Any, precision: Precision, state: dict[str, Any], path: Path
+                  ) -> Position:
+    """Load a checkpoint dict into ``task`` and ``precision``, restore every RNG and return the
+    saved position (the inverse of :func:`save_state`).
+
+    Raises:
+        TranslateError: the checkpoint is another task's, was written for other networks, or
+            holds no schedule for a task trained by epochs.
+    """
+    check_task(state, task.name, path)
+    if state.get("architecture") != architecture(task):
+        raise TranslateError(
+            f"{path} was written for other networks than the config builds "
+            f"({state.get('architecture')} vs {architecture(task)})"
+        )
+    for name, net in task.networks().items():
+        load_module_state(net, state["networks"][name], f"{path} ({name})")
+    for name, opt in task.optimizers().items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, sched in task.schedulers.items():
+        if name not in state["schedulers"]:  # trained by steps (or before the schedule)
+            raise TranslateError(
+                f"{path} holds no learning-rate schedule to continue with train.epochs: the run "
+                "was not trained by epochs")
+        sched.load_state_dict(state["schedulers"][name])
+    precision.load_state_dict(state["scaler"])
+    task.load_extra_state(state.get("extra", {}))
+    pos = Position(state["step"], state["epoch"], state["batch_in_epoch"],
+                   state.get("nonfinite_skipped", 0))
+    restore_rng(state["rng"])
+    return pos

@@ -23,7 +23,7 @@ from translate.data.unaligned import UnalignedDataset
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.train.adversarial import d_loss, generator_adv_loss
-from translate.train.loop import Task, adam, evaluating, linear_decay
+from translate.train.loop import Task, adam, evaluating, maybe_compile
 
 GRID_IMAGES = 3  # per domain in a training sample grid
 
@@ -76,25 +76,17 @@ class CycleGanTask(Task):
         self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
         self.D_A = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.D_B = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
-        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-        for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
-            net.to(memory_format=self.memory_format)
+        self.use_channels_last(t.channels_last, self.G_AB, self.G_BA, self.D_A, self.D_B)
         self.generators, self.discriminators = [self.G_AB, self.G_BA], [self.D_A, self.D_B]
         self.opt_g = adam([*self.G_AB.parameters(), *self.G_BA.parameters()], t, device)
         self.opt_d = adam([*self.D_A.parameters(), *self.D_B.parameters()], t, device)
-        self.schedulers = {}
-        if t.epochs:
-            self.schedulers = {
-                "opt_g": linear_decay(self.opt_g, t.epochs, t.epochs_decay),
-                "opt_d": linear_decay(self.opt_d, t.epochs, t.epochs_decay),
-            }
+        self.make_schedulers(t)
         self.loss, self.weights = t.gan_loss, loss
         self.pool_A, self.pool_B = ImagePool(loss.pool_size), ImagePool(loss.pool_size)
         self.make_emas(t.ema, "G_AB", "G_BA")
         # Forward passes may go through torch.compile; state is saved from the plain modules.
-        wrap = torch.compile if t.compile else (lambda net: net)
-        self.f_G_AB, self.f_G_BA = wrap(self.G_AB), wrap(self.G_BA)
-        self.f_D_A, self.f_D_B = wrap(self.D_A), wrap(self.D_B)
+        self.f_G_AB, self.f_G_BA, self.f_D_A, self.f_D_B = (
+            maybe_compile(net, t.compile) for net in (self.G_AB, self.G_BA, self.D_A, self.D_B))
         grid = [self.dataset.item(i, epoch=0, augment=False)
                 for i in range(min(GRID_IMAGES, len(self.dataset)))]
         self.grid_A = torch.stack([g["A"] for g in grid]).to(device)
@@ -106,10 +98,7 @@ class CycleGanTask(Task):
         return nets
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        batch = super().to_device(batch)
-        for key in ("A", "B"):
-            batch[key] = batch[key].contiguous(memory_format=self.memory_format)
-        return batch
+        return self.in_memory_format(super().to_device(batch), "A", "B")
 
     # ── The core's three calls.
 

@@ -25,7 +25,7 @@ from translate.data.inpaint import InpaintDataset
 from translate.nets.inpaint import InpaintGenerator, composite
 from translate.nets.patchgan import PatchDiscriminator
 from translate.train.adversarial import d_loss, generator_adv_loss
-from translate.train.loop import Task, adam, evaluating
+from translate.train.loop import Task, adam, evaluating, maybe_compile
 
 GRID_IMAGES = 4  # columns of a training sample grid
 
@@ -43,20 +43,18 @@ class InpaintTask(Task):
         # SN-PatchGAN: spectral norm in place of normalisation layers (Miyato et al. 2018).
         self.D = PatchDiscriminator(4, m.ndf, m.n_layers, "none" if m.spectral_norm else m.norm,
                                     spectral_norm=m.spectral_norm).to(device)
-        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-        for net in (self.G, self.D):
-            net.to(memory_format=self.memory_format)
+        self.use_channels_last(t.channels_last, self.G, self.D)
         self.generators = [self.G]
         # Without the adversarial term D cannot affect G: the core then runs the G step alone
         # (D, still saved, keeps its weights for a later run that turns the term back on).
         self.discriminators = [self.D] if cfg.loss.adversarial > 0 else []
         self.opt_g = adam(self.G.parameters(), t, device)
         self.opt_d = adam(self.D.parameters(), t, device)
-        self.schedulers = {}
+        self.make_schedulers(t)
         self.loss, self.weights = t.gan_loss, cfg.loss
         self.make_emas(t.ema, "G")
-        wrap = torch.compile if t.compile else (lambda f: f)
-        self.f_fill, self.f_D = wrap(self.G.fill), wrap(self.D)
+        self.f_fill = maybe_compile(self.G.fill, t.compile)
+        self.f_D = maybe_compile(self.D, t.compile)
         grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
         self.grid_image = torch.stack([g["image"] for g in grid]).to(device)
         self.grid_mask = torch.stack([g["mask"] for g in grid]).to(device)
@@ -68,9 +66,7 @@ class InpaintTask(Task):
         return nets
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        batch = super().to_device(batch)
-        batch["image"] = batch["image"].contiguous(memory_format=self.memory_format)
-        return batch
+        return self.in_memory_format(super().to_device(batch), "image")
 
     # ── The core's three calls.
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import random
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,43 +18,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from translate import console as ui
-from translate.config import TrainConfig, to_dict, to_yaml
+from translate import runtime
+from translate.config import TrainConfig
 from translate.errors import TranslateError
-from translate.io.atomic import atomic_open, atomic_write_text
-from translate.modelfile import save_model
+from translate.runtime import Precision, World
 from translate.signals import StopSignals
 from translate.train import distributed
-from translate.train.adversarial import NonFiniteLoss, Precision, adversarial_step
-from translate.train.board import Board, summary_writer_class
-from translate.train.checkpoint import (
-    capture_rng,
-    load_checkpoint,
-    load_module_state,
-    restore_rng,
-    save_checkpoint,
-)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices). Call before building networks."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TranslateError(f"device {name!r} asked for, but no CUDA device is available")
-    return device
+from translate.train.adversarial import NonFiniteLoss, adversarial_step
+from translate.train.board import summary_writer_class
+from translate.train.checkpoint import Position, save_state
+from translate.train.resume import resume as resume_run
+from translate.train.run import MetricsLog, RunFolder
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -111,7 +87,8 @@ class Task:
         generators / discriminators / opt_g / opt_d: what the adversarial core steps.
         emas: generator attribute name → its :class:`Ema`, updated after every step (none by
             default); :meth:`inference_generator` prefers them.
-        schedulers: stepped once at the end of every epoch.
+        schedulers: stepped once at the end of every epoch (:meth:`make_schedulers`).
+        memory_format: of the conv networks and their image inputs (:meth:`use_channels_last`).
         dataset / collate_fn: what the loop batches.
     """
 
@@ -125,6 +102,7 @@ class Task:
     dataset: Dataset
     collate_fn: Callable | None = None
     device: torch.device
+    memory_format: torch.memory_format = torch.contiguous_format
 
     # What the core needs (see translate.train.adversarial.AdversarialTask).
     def generate(self, batch: Any) -> Any:
@@ -166,6 +144,28 @@ class Task:
         """Keep an EMA of each named generator attribute when ``decay`` > 0 (``train.ema``)."""
         self.emas = {name: Ema(getattr(self, name), decay) for name in names} if decay else {}
 
+    def make_schedulers(self, cfg: TrainConfig) -> None:
+        """``train.epochs`` > 0: every optimizer's rate stays constant for ``epochs``, then falls
+        linearly to 0 over ``epochs_decay`` (:func:`linear_decay`, stepped by :meth:`end_epoch`
+        and saved in checkpoints). Call once the optimizers exist."""
+        self.schedulers = {
+            name: linear_decay(opt, cfg.epochs, cfg.epochs_decay)
+            for name, opt in self.optimizers().items()
+        } if cfg.epochs else {}
+
+    def use_channels_last(self, enabled: bool, *nets: nn.Module) -> None:
+        """``train.channels_last``: NHWC weights for ``nets`` (conv networks; call before
+        :meth:`make_emas` so the averages follow); :meth:`in_memory_format` does the inputs."""
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        for net in nets:
+            net.to(memory_format=self.memory_format)
+
+    def in_memory_format(self, batch: dict[str, Any], *keys: str) -> dict[str, Any]:
+        """The batch with its image tensors ``keys`` in :attr:`memory_format`."""
+        for key in keys:
+            batch[key] = batch[key].contiguous(memory_format=self.memory_format)
+        return batch
+
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.step()
@@ -196,6 +196,15 @@ def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, epochs_decay: in
         return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def maybe_compile(fn: Callable, enabled: bool) -> Callable:
+    """``train.compile``: ``torch.compile(fn)`` (a module or a bound method), else ``fn`` itself.
+
+    Tasks run their forward passes through what this returns and keep the plain modules for
+    state, samples and export, so checkpoints never hold compiled-wrapper keys.
+    """
+    return torch.compile(fn) if enabled else fn
 
 
 def adam(params: Any, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -253,50 +262,92 @@ class FitResult:
     seconds: float
 
 
-# ── Run directories.
+# ── The loop's parts.
 
 
-def start_run(run_dir: Path, config: Any, resume: bool) -> bool:
-    """Check (and for a new run, create) the run directory. Returns True if this call made it."""
-    if resume:
-        if not (run_dir / "state" / "last.pt").is_file():
-            raise TranslateError(f"{run_dir} has no checkpoint (state/last.pt) to resume from")
-        return False
-    if (run_dir / "config.yaml").exists() or (run_dir / "state").exists():
+def batches_per_epoch(n: int, batch_size: int, world: World) -> int:
+    """Full batches each rank takes from ``n`` samples per epoch (drop_last).
+
+    Raises:
+        TranslateError: not one batch.
+    """
+    per_epoch = (n // world.size) // batch_size
+    if per_epoch == 0:
         raise TranslateError(
-            f"{run_dir} already holds a run: add --resume to continue it, or choose another --out"
+            f"the dataset has {n} samples, fewer than train.batch_size={batch_size}"
+            + (f" × {world.size} ranks" if world.active else "")
         )
-    created = not run_dir.exists()
-    (run_dir / "state").mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", to_yaml(config))
-    return created
+    return per_epoch
 
 
-def _architecture(task: Task) -> dict[str, Any]:
-    return {
-        name: {"class": type(net).__name__, "args": getattr(net, "config", {})}
-        for name, net in task.networks().items()
-    }
+def run_length(cfg: TrainConfig, per_epoch: int) -> int:
+    """The run's length in steps: ``train.steps``, or its epochs' batches."""
+    return (cfg.epochs + cfg.epochs_decay) * per_epoch if cfg.epochs else cfg.steps
 
 
-def _trim_metrics(path: Path, step: int) -> None:
-    """After a resume, drop metric lines logged past the checkpoint (they will be logged again)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
+def make_loader(task: Task, cfg: TrainConfig, world: World) -> tuple[EpochBatchSampler, DataLoader]:
+    """This rank's sampler (set its epoch and start before iterating) and the loader over it."""
+    sampler = EpochBatchSampler(
+        len(task.dataset), cfg.batch_size, cfg.seed, with_epoch=hasattr(task.dataset, "set_epoch"),
+        rank=world.rank, world=world.size,
+    )
+    loader = DataLoader(
+        task.dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=task.collate_fn,
+        pin_memory=task.device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+        # Its own generator: creating an iterator must not draw from the global RNG, or a
+        # resumed run (which creates one mid-epoch) would diverge from a straight one.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    return sampler, loader
 
 
-def _save_grid(path: Path, grid: torch.Tensor) -> None:
-    from torchvision.utils import save_image
+class NonFiniteGuard:
+    """Runs a step; a non-finite loss skips it (counted in ``pos.skipped``), and ``limit`` of
+    them in a row stop the run (the last good checkpoint, ``checkpoint``, is kept)."""
 
-    with atomic_open(path, "wb") as f:
-        save_image(grid, f, format="png")
+    def __init__(self, limit: int, checkpoint: Path):
+        self.limit, self.checkpoint, self.in_a_row = limit, checkpoint, 0
+
+    def step(self, task: Task, batch: Any, precision: Precision, pos: Position) -> dict[str, float]:
+        """The step's losses, or ``{}`` when it was skipped."""
+        try:
+            losses = task.train_step(task.to_device(batch), precision)
+        except NonFiniteLoss as e:
+            pos.skipped += 1
+            self.in_a_row += 1
+            if self.in_a_row >= self.limit:
+                raise TranslateError(
+                    f"{self.in_a_row} non-finite losses in a row at step {pos.step + 1} ({e}); "
+                    f"stopped, the last good checkpoint is kept in {self.checkpoint}"
+                ) from None
+            return {}
+        self.in_a_row = 0
+        return losses
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Every ``every`` steps, and at the last one."""
+    return step % every == 0 or step == total
+
+
+def save(run: RunFolder, task: Task, precision: Precision, config: Any, pos: Position,
+         main: bool) -> None:
+    """Checkpoint and model files (rank 0 only; the ranks hold the same state)."""
+    if main:
+        run.save(save_state(task, precision, config, pos), task)
+
+
+def interrupted(signum: int | None, step: int, checkpoint: Path) -> TrainingInterrupted:
+    signum = signum or signal.SIGTERM
+    return TrainingInterrupted(
+        f"{signal.Signals(signum).name} at step {step}: state saved to {checkpoint}; "
+        f"continue with --resume",
+        exit_code=128 + signum,
+    )
 
 
 # ── The loop.
@@ -316,199 +367,72 @@ def fit(
     Writes ``config.yaml``, ``state/last.pt`` (every ``checkpoint_every`` steps and at the end),
     ``model.safetensors`` + ``model.json`` with each checkpoint, ``samples/step_*.png`` and
     ``metrics.jsonl`` (and, with ``tensorboard``, the same scalars and grids under
-    ``tensorboard/``). On SIGINT/SIGTERM the current step finishes, the state is saved and
+    ``tensorboard/``); holds the folder's lock meanwhile (:class:`RunFolder`). ``resume``
+    continues from the checkpoint with ``config`` (:func:`translate.train.resume.resume`). On
+    SIGINT/SIGTERM the current step finishes, the state is saved and
     :class:`TrainingInterrupted` is raised (exit code 130/143).
 
     Raises:
-        TranslateError: bad input, a mismatched checkpoint, or ``max_nonfinite`` non-finite
-            losses in a row (the last good checkpoint is kept).
+        TranslateError: bad input, a folder in use or not writable, a mismatched checkpoint or
+            refused change, or ``max_nonfinite`` non-finite losses in a row (the last good
+            checkpoint is kept).
     """
-    run_dir = Path(run_dir)
-    n = len(task.dataset)
-    world = distributed.WORLD
-    per_epoch = (n // world.size) // cfg.batch_size
-    if per_epoch == 0:
-        raise TranslateError(
-            f"the dataset has {n} samples, fewer than train.batch_size={cfg.batch_size}"
-            + (f" × {world.size} ranks" if world.active else "")
-        )
-    total = (cfg.epochs + cfg.epochs_decay) * per_epoch if cfg.epochs else cfg.steps
+    world = runtime.WORLD
+    total = run_length(cfg, batches_per_epoch(len(task.dataset), cfg.batch_size, world))
     precision = Precision(cfg.precision, task.device)
     if tensorboard and world.main:
         summary_writer_class()  # a missing TensorBoard stops the run before anything is written
-    # Rank 0 owns the run directory: config, metrics, samples and checkpoints.
-    created = start_run(run_dir, config, resume) if world.main else False
-    distributed.barrier()
-    ckpt_path = run_dir / "state" / "last.pt"
-    metrics_path = run_dir / "metrics.jsonl"
-    saved_any = resume
-    board = None
-    try:
-        if tensorboard and world.main:
-            board = Board(run_dir)
-        step, epoch, in_epoch, skipped = 0, 0, 0, 0
-        if resume:
-            state = load_checkpoint(ckpt_path)
-            if state.get("task") != task.name:
-                raise TranslateError(
-                    f"{ckpt_path} is from task {state.get('task')!r}, not {task.name!r}"
-                )
-            if state.get("architecture") != _architecture(task):
-                raise TranslateError(
-                    f"{ckpt_path} was written for other networks than the config builds "
-                    f"({state.get('architecture')} vs {_architecture(task)})"
-                )
-            for name, net in task.networks().items():
-                load_module_state(net, state["networks"][name], f"{ckpt_path} ({name})")
-            for name, opt in task.optimizers().items():
-                opt.load_state_dict(state["optimizers"][name])
-            for name, sched in task.schedulers.items():
-                sched.load_state_dict(state["schedulers"][name])
-            precision.load_state_dict(state["scaler"])
-            task.load_extra_state(state.get("extra", {}))
-            step, epoch, in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            skipped = state.get("nonfinite_skipped", 0)
-            restore_rng(state["rng"])
-            if world.main:
-                _trim_metrics(metrics_path, step)
-                ui.info(f"resuming {run_dir} at step {step}/{total} (epoch {epoch})")
+    run = RunFolder(run_dir)
+    # Rank 0 owns the run folder: its lock, config, metrics, samples and checkpoints.
+    with run.open(config, resume) if world.main else contextlib.nullcontext():
+        runtime.barrier()
+        pos = resume_run(run, task, precision, config, total, world.main) if resume else Position()
         # Every rank starts from rank 0's weights (they agree already when seeded alike).
         distributed.broadcast_parameters(list(task.networks().values()))
-
-        def checkpoint() -> None:
-            nonlocal saved_any
-            if not world.main:
-                return
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "task": task.name,
-                    "architecture": _architecture(task),
-                    "config": to_dict(config),
-                    "networks": {k: v.state_dict() for k, v in task.networks().items()},
-                    "optimizers": {k: v.state_dict() for k, v in task.optimizers().items()},
-                    "schedulers": {k: v.state_dict() for k, v in task.schedulers.items()},
-                    "scaler": precision.state_dict(),
-                    "step": step,
-                    "epoch": epoch,
-                    "batch_in_epoch": in_epoch,
-                    "nonfinite_skipped": skipped,
-                    "rng": capture_rng(),
-                    "extra": task.extra_state(),
-                },
-            )
-            nets, meta = task.export()
-            save_model(run_dir, task.name, nets, meta)
-            saved_any = True
-
-        sampler = EpochBatchSampler(
-            n, cfg.batch_size, cfg.seed, with_epoch=hasattr(task.dataset, "set_epoch"),
-            rank=world.rank, world=world.size,
-        )
-        loader = DataLoader(
-            task.dataset,
-            batch_sampler=sampler,
-            num_workers=cfg.num_workers,
-            collate_fn=task.collate_fn,
-            pin_memory=task.device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
-            # Its own generator: creating an iterator must not draw from the global RNG, or a
-            # resumed run (which creates one mid-epoch) would diverge from a straight one.
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
-        sums: dict[str, float] = {}
-        count, in_a_row, started = 0, 0, time.perf_counter()
-        interval_start, interval_steps = started, 0
-        progress = ui.progress_bar()
-        bar = progress.add_task(f"train {task.name}", total=total, completed=step, rate="", info="")
-        show = show_progress and world.main
-        with StopSignals() as stop, progress if show else contextlib.nullcontext():
-            while step < total:
-                sampler.set_epoch(epoch, in_epoch)
+        sampler, loader = make_loader(task, cfg, world)
+        guard = NonFiniteGuard(cfg.max_nonfinite, run.checkpoint)
+        log = MetricsLog(run, f"train {task.name}", total, pos.step,
+                         show=show_progress and world.main, tensorboard=tensorboard and world.main)
+        with StopSignals() as stop, log:
+            while pos.step < total:
+                sampler.set_epoch(pos.epoch, pos.batch_in_epoch)
                 for batch in loader:
-                    try:
-                        losses = task.train_step(task.to_device(batch), precision)
-                        in_a_row = 0
-                    except NonFiniteLoss as e:
-                        skipped += 1
-                        in_a_row += 1
-                        losses = {}
-                        if in_a_row >= cfg.max_nonfinite:
-                            raise TranslateError(
-                                f"{in_a_row} non-finite losses in a row at step {step + 1} ({e}); "
-                                f"stopped, the last good checkpoint is kept in {ckpt_path}"
-                            ) from None
-                    step += 1
-                    in_epoch += 1
-                    interval_steps += 1
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    count += bool(losses)
-                    if world.main and (step % cfg.log_every == 0 or step == total):
-                        now = time.perf_counter()
-                        rate = interval_steps / max(now - interval_start, 1e-9)
-                        record = {
-                            "step": step,
-                            "epoch": epoch,
-                            **{k: v / max(count, 1) for k, v in sums.items()},
-                            "lr": task.opt_g.param_groups[0]["lr"],
-                            "it_per_s": rate,
-                            "nonfinite_skipped": skipped,
-                            "time": now - started,
-                        }
-                        with open(metrics_path, "a", encoding="utf-8") as f:
-                            f.write(json.dumps(record) + "\n")
-                        if board is not None:
-                            board.scalars(record, step)
-                        shown = "  ".join(f"{k} {v / max(count, 1):.3f}" for k, v in sums.items())
-                        progress.update(bar, info=shown, rate=f"{rate:6.1f} it/s")
-                        sums, count, interval_start, interval_steps = {}, 0, now, 0
-                    progress.update(bar, completed=step)
-                    if world.main and (step % cfg.sample_every == 0 or step == total):
+                    log.add(guard.step(task, batch, precision, pos))
+                    pos.step += 1
+                    pos.batch_in_epoch += 1
+                    if world.main and due(pos.step, cfg.log_every, total):
+                        log.write(pos.step, pos.epoch, task.opt_g.param_groups[0]["lr"],
+                                  pos.skipped)
+                    log.advance(pos.step)
+                    if world.main and due(pos.step, cfg.sample_every, total):
                         grid = task.sample_grid()
-                        _save_grid(run_dir / "samples" / f"step_{step:07d}.png", grid)
-                        if board is not None:
-                            board.grid(grid, step)
-                    if step % cfg.checkpoint_every == 0 or step == total:
-                        checkpoint()
+                        run.save_sample(grid, pos.step)
+                        log.grid(grid, pos.step)
+                    if due(pos.step, cfg.checkpoint_every, total):
+                        save(run, task, precision, config, pos, world.main)
                     # All ranks stop at the same step, whichever of them got the signal.
                     if distributed.any_rank(stop.received is not None, task.device):
-                        checkpoint()
-                        signum = stop.received or signal.SIGTERM
-                        name = signal.Signals(signum).name
-                        raise TrainingInterrupted(
-                            f"{name} at step {step}: state saved to {ckpt_path}; "
-                            f"continue with --resume",
-                            exit_code=128 + signum,
-                        )
-                    if step >= total:
+                        save(run, task, precision, config, pos, world.main)
+                        raise interrupted(stop.received, pos.step, run.checkpoint)
+                    if pos.step >= total:
                         break
                 else:  # the epoch ran out (not a break)
-                    epoch += 1
-                    in_epoch = 0
+                    pos.epoch += 1
+                    pos.batch_in_epoch = 0
                     task.end_epoch()
         if world.active:
-            _check_ranks_agree(task, run_dir, world)
-        return FitResult(
-            step=step, epoch=epoch, skipped=skipped, seconds=time.perf_counter() - started
-        )
-    except BaseException as e:
-        # A run that failed before its first checkpoint leaves nothing half-written behind.
-        if created and world.main and not saved_any and not isinstance(e, TrainingInterrupted):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    finally:
-        if board is not None:
-            board.close()
+            _check_ranks_agree(task, run, world)
+        return FitResult(step=pos.step, epoch=pos.epoch, skipped=pos.skipped,
+                         seconds=time.perf_counter() - log.started)
 
 
-def _check_ranks_agree(task: Task, run_dir: Path, world: distributed.World) -> None:
+def _check_ranks_agree(task: Task, run: RunFolder, world: World) -> None:
     """Gather a fingerprint of every rank's weights; record them in world.json and fail loudly
     if the ranks drifted apart (they must not: all take the same averaged steps)."""
     nets = list(task.networks().values())
     digests = distributed.gather_floats(distributed.parameter_digest(nets), task.device)
     if world.main:
-        atomic_write_text(run_dir / "world.json", json.dumps(
+        run.write_text(run.path / "world.json", json.dumps(
             {"world_size": world.size, "parameter_digests": digests}, indent=2) + "\n")
     if len(set(digests)) != 1:
         raise TranslateError(f"ranks ended with different weights: {digests}")

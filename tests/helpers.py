@@ -141,3 +141,15 @@ def stale_temp_name(token: str = "stale_00") -> str:
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)
     return temp_prefix(int(ended.stdout)) + token + TEMP_SUFFIX
+
+
+def save_cyclegan(folder: Path, g_ab: torch.nn.Module, g_ba: torch.nn.Module,
+                  **meta: Any) -> Path:
+    """Save two generators as a CycleGAN model folder, with the metadata training writes
+    (``meta`` adds to it or overrides it, e.g. ``ema=False``)."""
+    from translate.modelfile import save_model
+
+    save_model(folder, "cyclegan", {"G_AB": g_ab, "G_BA": g_ba},
+               {"value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
+                "size_multiple": 4, "channels": 3, **meta})
+    return folder

@@ -132,6 +132,7 @@ def test_alternating_step_updates_d_then_g_and_only_each_own_network() -> None:
     assert all(p.requires_grad for p in task.D.parameters())  # unfrozen afterwards
 
 
+@pytest.mark.slow
 def test_d_step_alone_learns_real_1_fake_0() -> None:
     task = ToyTask(lr_g=0.0, lr_d=0.2)
     real = torch.randn(64, 4) + 3

@@ -70,6 +70,7 @@ def test_sample_grid_size_and_seed(gan_run: Path, tmp_path: Path) -> None:
     assert a.tobytes() != Image.open(tmp_path / "c.png").tobytes()
 
 
+@pytest.mark.slow
 def test_vae_manifold_and_interpolation(vae2_run: Path, tmp_path: Path) -> None:
     result = invoke("sample", vae2_run, "--manifold", "--out", tmp_path / "m.png")
     assert result.exit_code == 0, result.output
@@ -90,6 +91,7 @@ def test_sample_errors(gan_run: Path, tmp_path: Path) -> None:
     assert "model not found" in error_line(invoke("sample", tmp_path / "nope"))
 
 
+@pytest.mark.slow
 def test_manifold_needs_a_2d_latent(tmp_path: Path) -> None:
     run = tmp_path / "vae20"
     assert invoke("train", "vae", "--out", run, *TINY).exit_code == 0
@@ -97,6 +99,7 @@ def test_manifold_needs_a_2d_latent(tmp_path: Path) -> None:
     assert "needs a 2-D latent; this VAE has 20" in line
 
 
+@pytest.mark.slow
 @needs_mnist_test
 def test_eval_gan_and_vae_write_eval_json(gan_run: Path, vae2_run: Path) -> None:
     for run, task in [(gan_run, "gan"), (vae2_run, "vae")]:
@@ -111,6 +114,7 @@ def test_eval_gan_and_vae_write_eval_json(gan_run: Path, vae2_run: Path) -> None
             assert 50 < data["test_nelbo"] < 600
 
 
+@pytest.mark.slow
 def test_resume_extends_a_run(gan_run: Path) -> None:
     result = invoke("train", "gan", "--out", gan_run, "--resume", "--set", "train.steps=6", "-q")
     assert result.exit_code == 0, result.output
@@ -149,6 +153,7 @@ def test_idx_with_wrong_magic_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_resume_errors(gan_run: Path, tmp_path: Path) -> None:
     assert "needs --out" in error_line(invoke("train", "gan", "--resume"))
     assert "not a run directory" in error_line(

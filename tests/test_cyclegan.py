@@ -74,6 +74,7 @@ def metrics(run: Path) -> list[dict[str, Any]]:
 # ── One step, per GAN loss.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gan_loss", ["lsgan", "bce", "hinge", "ragan"])
 def test_one_step_gives_every_named_loss_finite(root: Path, gan_loss: str) -> None:
     _, task = build(root, f"train.gan_loss={gan_loss}")
@@ -92,6 +93,7 @@ def test_without_identity_weight_there_are_no_identity_losses(root: Path) -> Non
     assert all(np.isfinite(v) for v in losses.values()), losses
 
 
+@pytest.mark.slow
 def test_losses_differ_between_gan_loss_kinds(root: Path) -> None:
     """The config's gan_loss reaches the step (same weights and batch, other D/G values)."""
     seen = {}
@@ -116,6 +118,7 @@ def _first_step(root: Path, *overrides: str) -> tuple[dict[str, float], float]:
     return task.train_step(batch, Precision("fp32", CPU)), l1
 
 
+@pytest.mark.slow
 def test_cycle_loss_is_lambda_a_times_l1_of_the_reconstruction(root: Path) -> None:
     base, l1 = _first_step(root, "loss.lambda_a=10")
     zero, _ = _first_step(root, "loss.lambda_a=0")
@@ -224,6 +227,7 @@ def test_linear_decay_factors() -> None:
     )
 
 
+@pytest.mark.slow
 def test_fit_by_epochs_logs_the_decaying_lr(root: Path, tmp_path: Path) -> None:
     cfg, task = build(root, "train.epochs=1", "train.epochs_decay=2", "train.lr=1e-3")
     result = fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
@@ -253,6 +257,7 @@ def test_ema_is_the_running_average_of_the_weights(root: Path) -> None:
     assert moved > 0
 
 
+@pytest.mark.slow
 def test_exported_model_holds_the_ema_weights(root: Path, tmp_path: Path) -> None:
     cfg, task = build(root, "train.ema=0.5", "train.steps=3")
     fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
@@ -281,6 +286,7 @@ def test_exported_model_holds_the_ema_weights(root: Path, tmp_path: Path) -> Non
 # ── Learning.
 
 
+@pytest.mark.slow
 def test_overfits_a_single_pair(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     write_image(tmp_path / "pair" / "trainA" / "a.png", smooth_image(rng, CROP))
@@ -302,6 +308,7 @@ def test_overfits_a_single_pair(tmp_path: Path) -> None:
 # ── Exact resume in a fresh process.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [[], ["loss.pool_size=2", "train.ema=0.9"]],
@@ -338,6 +345,7 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(
 # ── Samples and memory format.
 
 
+@pytest.mark.slow
 def test_sample_grid_file_size(root: Path, tmp_path: Path) -> None:
     cfg, task = build(root, "train.steps=2", "train.sample_every=1")
     fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
@@ -348,6 +356,7 @@ def test_sample_grid_file_size(root: Path, tmp_path: Path) -> None:
         assert im.size == (3 * (CROP + 2) + 2, 2 * 3 * (CROP + 2) + 2)
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_losses(root: Path) -> None:
     """NHWC is a layout, not a model change: the same seed gives the same losses, also after
     the first updates (step 1's losses come before any update, so they alone would not show

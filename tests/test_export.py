@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import error_line, invoke
+from helpers import save_cyclegan
 from PIL import Image
 from safetensors import safe_open
 
@@ -43,12 +44,8 @@ def _perturb(net: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def _cyclegan(folder: Path) -> Path:
-    nets = {"G_AB": _perturb(ResnetGenerator(ngf=8, n_blocks=2), 1),
-            "G_BA": _perturb(ResnetGenerator(ngf=8, n_blocks=2), 2)}
-    save_model(folder, "cyclegan", nets, {"value_range": [-1.0, 1.0], "size_multiple": 4,
-                                          "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-                                          "channels": 3})
-    return folder
+    return save_cyclegan(folder, _perturb(ResnetGenerator(ngf=8, n_blocks=2), 1),
+                         _perturb(ResnetGenerator(ngf=8, n_blocks=2), 2))
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +155,7 @@ def test_gan_onnx_has_a_dynamic_batch(gan: Path, gan_onnx: Path) -> None:
             assert _max_err(y, net(z).numpy()) <= TOL
 
 
+@pytest.mark.slow
 def test_sr_onnx_upscales_odd_sizes(tmp_path: Path) -> None:
     net = _perturb(SRGenerator(scale=4, nf=8, n_blocks=2), 4)
     save_model(tmp_path / "sr", "sr", {"generator": net},
@@ -184,6 +182,7 @@ def test_sr_onnx_upscales_odd_sizes(tmp_path: Path) -> None:
     assert max(np.abs(onnx_out[k] - torch_out[k]).max() for k in onnx_out) <= 1
 
 
+@pytest.mark.slow
 def test_inpaint_onnx_takes_image_and_mask(tmp_path: Path) -> None:
     net = _perturb(InpaintGenerator(ngf=8, n_blocks=2), 5)
     save_model(tmp_path / "ip", "inpaint", {"G": net},
@@ -228,6 +227,7 @@ def test_inpaint_onnx_takes_image_and_mask(tmp_path: Path) -> None:
         pipeline(torch.zeros(1, 3, 9, 8193), torch.zeros(1, 1, 9, 8193))
 
 
+@pytest.mark.slow
 def test_static_export_has_a_fixed_shape(cyclegan: Path, tmp_path: Path) -> None:
     out = tmp_path / "fixed.onnx"
     result = invoke("export", cyclegan, "--direction", "b2a", "--size", "20x28", "--out", out)
@@ -274,6 +274,7 @@ def test_a_mismatch_beyond_the_tolerance_writes_nothing(
 # ── TorchScript and safetensors.
 
 
+@pytest.mark.slow
 def test_torchscript_loads_and_matches(cyclegan: Path) -> None:
     result = invoke("export", cyclegan, "--format", "torchscript")
     assert result.exit_code == 0, result.output

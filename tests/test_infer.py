@@ -141,6 +141,7 @@ def test_batching_does_not_change_results(run: Path) -> None:
     torch.testing.assert_close(y, alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_compiled_pipeline_matches_eager_at_every_size(run: Path, odd: Path, tmp_path: Path,
                                                        monkeypatch) -> None:
     compiled_nets = []
@@ -443,6 +444,7 @@ def _final_files_decode(out: Path) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "group", "workers", "code"),
     [
@@ -497,6 +499,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad_rank", [0, 1])
 def test_two_ranks_share_the_inputs_and_merge_failures(run: Path, tmp_path: Path,
                                                        bad_rank: int) -> None:

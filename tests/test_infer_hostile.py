@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import invoke
-from helpers import assert_no_temp_files, file_mtimes, jpeg_bytes, smooth_image
+from helpers import assert_no_temp_files, file_mtimes, jpeg_bytes, save_cyclegan, smooth_image
 from PIL import Image
 
 from translate.infer import FAILURES, TranslationPipeline
@@ -25,7 +25,7 @@ from translate.io.images import (
     to_rgb,
     write_image,
 )
-from translate.modelfile import load_model, save_model
+from translate.modelfile import load_model
 from translate.nets.resnet import ResnetGenerator
 
 MAX_PIXELS = 48 * 48  # every valid input is at most 48 × 48; "huge.png" is 60 × 60
@@ -126,13 +126,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     about files, and training one costs ~30 s on 2 cores)."""
     folder = tmp_path_factory.mktemp("hostile-model")
     torch.manual_seed(0)
-    nets = {name: ResnetGenerator(ngf=8, n_blocks=2).eval() for name in ("G_AB", "G_BA")}
-    save_model(folder, "cyclegan", nets, {"value_range": [-1.0, 1.0],
-                                          "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-                                          "size_multiple": 4, "channels": 3, "ema": False})
-    return folder
+    return save_cyclegan(folder, ResnetGenerator(ngf=8, n_blocks=2),
+                         ResnetGenerator(ngf=8, n_blocks=2), ema=False)
 
 
+@pytest.mark.slow
 def test_infer_on_a_hostile_folder(run: Path, tmp_path: Path) -> None:
     folder, out, reference = tmp_path / "in", tmp_path / "out", tmp_path / "reference"
     _build_hostile(folder)

@@ -155,6 +155,7 @@ def test_dataset_bad_folder_and_preset(tmp_path: Path, photos: Path) -> None:
 # ── Training.
 
 
+@pytest.mark.slow
 def test_overfit_a_tiny_batch(photos: Path) -> None:
     torch.manual_seed(0)
     cfg = load_config("inpaint", overrides=[
@@ -405,6 +406,7 @@ def test_eval_bad_input(inpaint_run: Path, photos: Path, tmp_path: Path) -> None
         invoke("eval", inpaint_run, "--images", images, "--masks", masks))
 
 
+@pytest.mark.slow
 def test_resume_in_a_fresh_process_is_bitwise_identical(photos: Path, tmp_path: Path) -> None:
     """5 steps straight == 3 steps (mid-epoch: 2 batches per epoch), then 2 more resumed in a new
     process: masks and crops come from (seed, epoch, index), so the resumed run sees the same."""

@@ -54,6 +54,7 @@ def test_sampler_is_a_pure_function_of_seed_epoch_and_start() -> None:
     assert all(len(b) == 3 for b in full)  # drop_last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gan", "vae"])
 def test_same_seed_same_weights_and_other_seed_differs(kind: str, tmp_path: Path) -> None:
     runs = {}
@@ -67,6 +68,7 @@ def test_same_seed_same_weights_and_other_seed_differs(kind: str, tmp_path: Path
     assert not torch.equal(runs["a"]["networks"][net][key], runs["c"]["networks"][net][key])
 
 
+@pytest.mark.slow
 def test_run_directory_contents(tmp_path: Path) -> None:
     cfg, task = build("gan", "train.steps=20", "train.sample_every=10", "train.checkpoint_every=10")
     result = fit(task, cfg.train, tmp_path / "run", cfg, show_progress=False)
@@ -203,6 +205,7 @@ class FlakyGan(GanTask):
         return losses
 
 
+@pytest.mark.slow
 def test_non_finite_steps_are_skipped_and_counted(tmp_path: Path) -> None:
     cfg = load_config("gan", overrides=[*FAST, "train.steps=10"])
     seed_everything(0)
@@ -214,6 +217,7 @@ def test_non_finite_steps_are_skipped_and_counted(tmp_path: Path) -> None:
     assert all(torch.isfinite(p).all() for p in task.G.parameters())
 
 
+@pytest.mark.slow
 def test_k_non_finite_in_a_row_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     cfg = load_config(
         "gan",
@@ -230,6 +234,7 @@ def test_k_non_finite_in_a_row_stops_and_keeps_last_good_checkpoint(tmp_path: Pa
         assert torch.isfinite(tensor.float()).all()
 
 
+@pytest.mark.slow
 def test_failure_before_first_checkpoint_leaves_no_run_directory(tmp_path: Path) -> None:
     cfg = load_config("gan", overrides=[*FAST, "train.steps=50", "train.max_nonfinite=2"])
     seed_everything(0)
@@ -243,6 +248,7 @@ def test_interrupt_exit_codes() -> None:
     assert TrainingInterrupted("x", exit_code=143).exit_code == 143
 
 
+@pytest.mark.slow
 def test_gan_takes_a_ragan_step() -> None:
     _, task = build("gan", "train.gan_loss=ragan", "train.batch_size=8")
     real = torch.rand(8, 1, 28, 28) * 2 - 1
@@ -275,3 +281,9 @@ def test_evaluating_restores_each_network_mode() -> None:
             assert not a.training and not b.training
             raise RuntimeError
     assert a.training and not b.training
+
+
+# The fresh-process resume and signal tests above run the CLI several times each: tens of seconds
+# on 2 CPU cores. (Marked here rather than above their definitions, which are being reworked.)
+pytest.mark.slow(test_resume_in_a_fresh_process_is_bitwise_identical)
+pytest.mark.slow(test_signal_saves_and_resume_matches_a_straight_run)

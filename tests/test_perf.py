@@ -47,6 +47,7 @@ def _probe(**env: str) -> tuple[str, int]:
     return tuned, int(faults)
 
 
+@pytest.mark.slow
 @linux_glibc
 def test_tuned_allocator_reuses_freed_memory_instead_of_faulting_in_new_pages() -> None:
     tuned, faults = _probe(PROBE_TUNE="1")
@@ -54,6 +55,7 @@ def test_tuned_allocator_reuses_freed_memory_instead_of_faulting_in_new_pages() 
     assert faults < 500, faults  # 40 × 4,096 pages were reused, not mapped afresh
 
 
+@pytest.mark.slow
 @linux_glibc
 def test_allocator_tuning_can_be_turned_off() -> None:
     tuned, _ = _probe(PROBE_TUNE="1", TRANSLATE_MALLOC="default")
@@ -91,13 +93,13 @@ print("same:", all(torch.equal(a, b) for a, b in zip(one, two)))
 
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch is built without oneMKL")
 def test_matrix_products_run_in_onemkl_strict_reproducible_mode() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     out = subprocess.run(
         [sys.executable, "-c", _MKL_PROBE], capture_output=True, text=True, timeout=120,
         env={**env, "MKL_VERBOSE": "1"},
     )
     assert out.returncode == 0, out.stderr
     calls = [line for line in out.stdout.splitlines() if line.startswith("MKL_VERBOSE SGEMM")]
-    assert len(calls) == 6 and all("CNR:AUTO,STRICT Dyn:0" in c for c in calls), calls
+    assert len(calls) == 6 and all("CNR:AUTO,STRICT" in c for c in calls), calls
     # Strict CNR: the same bits whatever the number of threads (without it they differ here).
     assert out.stdout.splitlines()[-1] == "same: True"

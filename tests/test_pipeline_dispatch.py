@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import error_line, invoke
+from helpers import save_cyclegan
 from PIL import Image
 
 from translate.errors import TranslateError
@@ -38,11 +39,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One tiny saved model per task (ngf/nf 8, 2 blocks)."""
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    save_model(root / "cyclegan", "cyclegan",
-               {"G_AB": ResnetGenerator(ngf=8, n_blocks=2),
-                "G_BA": ResnetGenerator(ngf=8, n_blocks=2)},
-               {"value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-                "size_multiple": 4, "channels": 3})
+    save_cyclegan(root / "cyclegan", ResnetGenerator(ngf=8, n_blocks=2),
+                  ResnetGenerator(ngf=8, n_blocks=2))
     save_model(root / "sr", "sr", {"generator": SRGenerator(scale=4, nf=8, n_blocks=2)},
                {"value_range": [0.0, 1.0], "scale": 4, "channels": 3})
     save_model(root / "inpaint", "inpaint", {"G": InpaintGenerator(ngf=8, n_blocks=2)},

@@ -85,6 +85,7 @@ def test_training_writes_tensorboard_scalars_and_grids(gan_run: Path) -> None:
     assert [e.step for e in acc.Images("samples")] == [2, 4]
 
 
+@pytest.mark.slow
 def test_tensorboard_missing_is_one_line_and_no_run_dir(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails

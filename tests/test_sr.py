@@ -75,7 +75,8 @@ def _tiny_model(folder: Path, scale: int = 4, seed: int = 0) -> Path:
 
 
 @pytest.mark.parametrize(("upsampler", "block"),
-                         [("pixelshuffle", "residual"), ("lite", "residual"), ("lite", "rrdb")])
+                         [("pixelshuffle", "residual"), ("lite", "residual"),
+                          pytest.param("lite", "rrdb", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_generator_shapes_at_odd_sizes_and_gradients(scale: int, upsampler: str,
                                                      block: str) -> None:
@@ -209,6 +210,7 @@ def test_dataset_bad_input_is_named(tmp_path: Path) -> None:
 # ── Training.
 
 
+@pytest.mark.slow
 def test_l1_stage_overfits_a_fixed_batch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     task = SrTask(_tiny_config(_photo_folder(tmp_path / "hr"), lr=2e-3), torch.device("cpu"))
@@ -224,6 +226,7 @@ def test_l1_stage_overfits_a_fixed_batch(tmp_path: Path) -> None:
     assert min(losses[-10:]) < 0.7 * start, (start, losses[::15])
 
 
+@pytest.mark.slow
 def test_gan_stage_starts_from_the_l1_run_and_trains_d_and_g(tmp_path: Path) -> None:
     root = _photo_folder(tmp_path / "hr")
     stage1 = SrTask(_tiny_config(root), torch.device("cpu"))
@@ -281,6 +284,7 @@ def test_perceptual_loss_compares_one_blocks_maps_and_trains_only_the_fake(tmp_p
             PerceptualLoss(net, block)
 
 
+@pytest.mark.slow
 def test_sr_task_adds_the_weighted_perceptual_term_and_never_saves_the_vgg(tmp_path: Path) -> None:
     write_vgg_h5(tmp_path / "vgg.h5")
     cfg = _tiny_config(_photo_folder(tmp_path / "hr"))
@@ -317,6 +321,7 @@ def test_cli_perceptual_with_a_missing_weights_file_is_one_line_and_writes_nothi
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path: Path) -> None:
     """Stage 2 (G, D, EMA): 8 steps straight == 4 steps + 4 resumed in a new process, across
     epoch boundaries (3 steps per epoch), so the (epoch, index)-keyed crops replay exactly."""
@@ -385,6 +390,7 @@ def test_outscale_resizes_the_output_and_bad_settings_are_refused(tmp_path: Path
         SRPipeline(model, tile=20, tile_overlap=12)(x)
 
 
+@pytest.mark.slow
 def test_folder_inference_keeps_alpha_gray_and_16_bit(tmp_path: Path) -> None:
     model = load_model(_tiny_model(tmp_path / "m", 2))
     src = tmp_path / "in"
@@ -490,6 +496,7 @@ def test_cli_train_writes_an_sr_model(sr_run: Path) -> None:
     assert len((sr_run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_cli_infer_and_eval(sr_run: Path, tmp_path: Path) -> None:
     src = _photo_folder(tmp_path / "in", size=(30, 22), n=2)
     result = invoke("infer", sr_run, src, tmp_path / "out", "--outscale", 2, "-q")

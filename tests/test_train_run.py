@@ -338,6 +338,18 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_temp(gan_run: P
         assert load_checkpoint(run / "state/last.pt")["step"] == 5
 
 
+def test_a_metrics_append_cut_short_by_a_full_disk_is_cut_back_off(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "1m") as disk:
+        run = RunFolder(disk)
+        run.append_metrics({"step": 1, "d": 0.5})
+        before = run.metrics.read_bytes()
+        _fill(disk, leave=0)  # the page the file ends in still takes ~4 KB of a longer line
+        with pytest.raises(TranslateError) as info:
+            run.append_metrics({"step": 2, "note": "x" * 20_000})
+        assert str(info.value) == f"cannot write {run.metrics}: no space left on the device"
+        assert run.metrics.read_bytes() == before
+
+
 def test_a_full_disk_before_the_first_checkpoint_leaves_nothing(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "tiny", "2m") as disk:
         result = invoke("train", "gan", "--out", disk / "run", "--set", "train.steps=2",

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import error_line, invoke
-from helpers import count_modules
+from helpers import count_modules, save_cyclegan
 from PIL import Image
 from torch import nn
 
@@ -165,12 +165,10 @@ def _tiny_cyclegan(folder, ngf: int = 32):
     with torch.no_grad():  # weights of unit-ish scale, so the output is not a flat grey
         for p in g.parameters():
             p.normal_(0, 0.1)
-    save_model(folder, "cyclegan", {"G_AB": g, "G_BA": ResnetGenerator(ngf=ngf, n_blocks=2)},
-               {"value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-                "size_multiple": 4, "channels": 3})
-    return folder
+    return save_cyclegan(folder, g, ResnetGenerator(ngf=ngf, n_blocks=2))
 
 
+@pytest.mark.slow
 def test_pipeline_fast_conv_default_and_outputs(tmp_path) -> None:
     folder = _tiny_cyclegan(tmp_path / "model")
     x = torch.rand(2, 3, 22, 26)  # padded to 24x28 inside: 6x7 bottleneck, ragged tiles
@@ -187,6 +185,7 @@ def test_pipeline_fast_conv_default_and_outputs(tmp_path) -> None:
     assert not TranslationPipeline(load_model(folder), precision="bf16").fast_conv
 
 
+@pytest.mark.slow
 def test_cli_fast_conv_flag(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     import translate.infer.translation
 

@@ -16,16 +16,19 @@ to are recycled instead of freshly mapped. The cost is that the process keeps it
 it exits (measured: 1,390 vs 1,379 MiB peak RSS for that step).
 
 **oneMKL.** On CPU every ``nn.Linear`` and matrix product is oneMKL's ``sgemm``, which by default
-runs with Conditional Numerical Reproducibility off and ``MKL_DYNAMIC`` on (``MKL_VERBOSE=1``
-prints ``CNR:OFF Dyn:1``). Intel documents that mode as not reproducible from run to run: it may
-change its number of threads at run time, and how a product is split over threads and blocked
-for the cache decides its rounding — here, on a Xeon with AVX-512, the MLP GAN's 784- and
-1024-deep products round differently on one thread than on two, and two runs of 9 GAN steps that
-differ only so end ~2.5e-4 apart. :func:`reproducible_matmul` turns CNR on in strict mode
-(``MKL_CBWR=AUTO,STRICT``: the CPU's own fastest branch, and for ``?gemm`` on AVX2/AVX-512 the
-same bits whatever the number of threads) and ``MKL_DYNAMIC`` off. It costs ~5–20% per product
-on one thread (a 1024³ ``sgemm``: 60 vs 50 ms), and its results differ from CNR-off ones in the
-last bits, so a run is reproducible against runs made the same way.
+runs with Conditional Numerical Reproducibility off (``MKL_VERBOSE=1`` prints ``CNR:OFF Dyn:1``).
+Intel documents results reproducible from run to run for its CNR modes: with a fixed number of
+threads and ``MKL_DYNAMIC`` off, or, in strict mode, whatever the number of threads. How a product
+is split over threads decides its rounding: on this project's AVX-512 Xeon the MLP GAN's 784- and
+1024-deep products round differently on one thread than on two, and two 9-step GAN runs that differ
+only in the thread count end 2.5e-4 apart (the size of the straight-vs-resumed partings that the
+resume tests once retried). :func:`reproducible_matmul` sets ``MKL_CBWR=AUTO,STRICT``: the CPU's
+own code branch, and for ``?gemm`` on AVX2/AVX-512 the same bits whatever the number of threads
+oneMKL runs (checked by ``tests/test_perf.py``), so its dynamic thread choice (``MKL_DYNAMIC``) no
+longer matters. ATen's own kernels split work by the process's fixed thread count; of the GAN
+step's, only BatchNorm rounds differently with another count (1 vs 2 threads: 1.3e-5 apart after 9
+steps). The cost is within this VM's noise for the GAN step on one thread (a 1024³ ``sgemm``: ~60
+vs ~50 ms), and results differ from CNR-off ones in the last bits.
 """
 
 from __future__ import annotations
@@ -72,34 +75,16 @@ def tune_allocator() -> bool:
     return _tuned
 
 
-# oneMKL's CNR mode (see the module docstring); MKL reads MKL_CBWR at its first computation and
-# MKL_DYNAMIC when torch starts it, so both must be in the environment before then.
+# oneMKL's strict CNR mode (see the module docstring). oneMKL reads MKL_CBWR at its first
+# computation, so it must be in the environment before then.
 MKL_CBWR = "AUTO,STRICT"
 
 
 def reproducible_matmul() -> None:
-    """Put oneMKL in strict reproducible mode with a fixed thread count, for this process and the
-    processes it starts.
+    """Put oneMKL in strict reproducible mode, for this process and the processes it starts.
 
-    Call once, before the first matrix product (``translate``'s commands do, first thing). A value
-    the user already set in ``MKL_CBWR`` or ``MKL_DYNAMIC`` is kept. Where torch is imported
-    already, ``MKL_DYNAMIC`` is also switched off by calling oneMKL; ``MKL_CBWR`` cannot be
-    changed once oneMKL has computed anything. Without oneMKL (other BLAS builds) nothing changes.
+    Call before the first matrix product (``translate``'s commands do, first thing): oneMKL fixes
+    its mode at its first computation, and later calls change nothing. A value the user already
+    set in ``MKL_CBWR`` is kept. Without oneMKL (other BLAS builds) it has no effect.
     """
     os.environ.setdefault("MKL_CBWR", MKL_CBWR)
-    os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-    if "torch" not in sys.modules or os.environ["MKL_DYNAMIC"].upper() != "FALSE":
-        return
-    import torch
-
-    if not torch.backends.mkl.is_available():
-        return
-    try:  # oneMKL is linked into libtorch_cpu, which exports its service functions
-        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
-        # The C interface, which takes the flag by value (``mkl_set_dynamic`` is the Fortran one,
-        # which takes a pointer: calling it with 0 crashes).
-        set_dynamic = lib.MKL_Set_Dynamic
-    except (OSError, AttributeError):  # another platform's library name, or no such symbol
-        return
-    set_dynamic.argtypes, set_dynamic.restype = [ctypes.c_int], None
-    set_dynamic(0)

@@ -51,6 +51,17 @@ def ramp(size: int, ramp_in: int, ramp_out: int) -> torch.Tensor:
     return w
 
 
+def _tile_ramps(starts: list[int], tile: int, scale: int) -> list[torch.Tensor]:
+    """Each tile's 1-D output weights along one axis (:func:`ramp`): ramps only on sides that
+    have a neighbour, as wide as the overlap with it actually is."""
+    weights = []
+    for i, start in enumerate(starts):
+        before = (starts[i - 1] + tile - start) * scale if i > 0 else 0
+        after = (start + tile - starts[i + 1]) * scale if i + 1 < len(starts) else 0
+        weights.append(ramp(tile * scale, before, after))
+    return weights
+
+
 class SRPipeline:
     """An SR generator applied to whole images or to overlapping tiles.
 
@@ -105,18 +116,10 @@ class SRPipeline:
         s, t, m = self.scale, self.tile, self.overlap
         out = torch.zeros(b, c, h * s, w * s)
         weight = torch.zeros(1, 1, h * s, w * s)
+        th, tw = min(t, h), min(t, w)
         ys, xs = tile_starts(h, t, m), tile_starts(w, t, m)
-        for i, y0 in enumerate(ys):
-            th = min(t, h)
-            # Ramps only on sides that have a neighbour, as wide as the overlap actually is.
-            up = (ys[i - 1] + th - y0) * s if i > 0 else 0
-            down = (y0 + th - ys[i + 1]) * s if i + 1 < len(ys) else 0
-            wy = ramp(th * s, up, down)
-            for j, x0 in enumerate(xs):
-                tw = min(t, w)
-                left = (xs[j - 1] + tw - x0) * s if j > 0 else 0
-                right = (x0 + tw - xs[j + 1]) * s if j + 1 < len(xs) else 0
-                wx = ramp(tw * s, left, right)
+        for y0, wy in zip(ys, _tile_ramps(ys, th, s), strict=True):
+            for x0, wx in zip(xs, _tile_ramps(xs, tw, s), strict=True):
                 wt = wy[:, None] * wx[None, :]  # (th s, tw s)
                 y = self._run(x[..., y0 : y0 + th, x0 : x0 + tw])
                 out[..., y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += y * wt

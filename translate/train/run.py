@@ -229,16 +229,22 @@ class RunFolder:
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One JSON line at the end of metrics.jsonl. A write that fails (a full disk) is cut
         back off, so the file never ends in a torn line that this process wrote."""
-        line = json.dumps(record) + "\n"
-        with writing(self.metrics), open(self.metrics, "a", encoding="utf-8") as f:
-            end = f.tell()
+        data = memoryview((json.dumps(record) + "\n").encode("utf-8"))
+        with writing(self.metrics):
+            # Unbuffered: a buffered file would retry the rest of a failed write when closed.
+            fd = os.open(self.metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                         0o666)
             try:
-                f.write(line)
-                f.flush()
-            except OSError:
-                with contextlib.suppress(OSError):
-                    f.truncate(end)
-                raise
+                end = os.fstat(fd).st_size
+                try:
+                    while data:
+                        data = data[os.write(fd, data):]
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, end)
+                    raise
+            finally:
+                os.close(fd)
 
     def trim_metrics(self, step: int) -> None:
         """After a resume, drop the records logged past the checkpoint's ``step`` (they will be

@@ -1,0 +1,75 @@
+"""Bundled models: small trained models that ship inside the package (DESIGN.md, "Bundled models").
+
+Each lives in a folder beside this file — ``model.safetensors`` + ``model.json`` (the same form a
+run folder holds, so every command that takes a run takes it) and ``CARD.md`` (data, the exact
+recipe: a config in ``configs/bundled/`` and a command, hardware, steps, wall time, and the eval
+figures). Weights may be stored as fp16 to keep the wheel small; ``load_model`` copies them into
+the fp32 networks.
+
+Commands accept a bundled model's *name* wherever they take a run folder; an existing path always
+wins over a name (:func:`resolve`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from translate.errors import TranslateError
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """What ``translate models`` lists of one bundled model (read from its model.json)."""
+
+    name: str
+    path: Path
+    task: str
+    parameters: int
+    bytes: int
+    data: str
+    headline: str
+
+
+def names() -> list[str]:
+    """The bundled models' names, sorted."""
+    return sorted(p.parent.name for p in HERE.glob("*/model.json"))
+
+
+def info(name: str) -> Bundled:
+    folder = HERE / name
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    card = meta.get("card", {})
+    params = int(card.get("parameters", 0))
+    return Bundled(
+        name=name,
+        path=folder,
+        task=meta.get("task", "?"),
+        parameters=params,
+        bytes=(folder / "model.safetensors").stat().st_size,
+        data=card.get("data", ""),
+        headline=card.get("headline", ""),
+    )
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A run folder / model folder / file as given, or the folder of the bundled model so named.
+
+    An existing path wins over a name. Something that is neither an existing path nor a bundled
+    name is a one-line error listing the names.
+    """
+    path = Path(path_or_name)
+    if path.exists():
+        return path
+    text = str(path_or_name)
+    if text in names():
+        return HERE / text
+    if "/" in text or "\\" in text or path.suffix:
+        return path  # clearly meant as a path: let the caller say it is missing
+    raise TranslateError(
+        f"{text!r} is neither an existing path nor a bundled model "
+        f"(bundled: {', '.join(names()) or 'none'}; see `translate models`)"
+    )

@@ -117,6 +117,30 @@ def _save_png(grid, path: Path) -> None:
         save_image(grid, f, format=fmt)
 
 
+def bundled_or_path(path: Path) -> Path:
+    """A path as given, or the folder of the bundled model of that name (an existing path wins)."""
+    from translate import models
+
+    return models.resolve(path)
+
+
+@app.command(name="models", epilog="Example: translate infer sr-x4 photos/ out/")
+def models_cmd() -> None:
+    """List the trained models that ship with translate; every command that takes a run folder
+    takes one of these names too."""
+    with user_errors():
+        from translate import models
+
+        table = Table(title="bundled models")
+        for column in ("name", "task", "parameters", "size", "data", "headline figure"):
+            table.add_column(column)
+        for name in models.names():
+            m = models.info(name)
+            table.add_row(m.name, m.task, f"{m.parameters:,}", f"{m.bytes / 1e6:.1f} MB",
+                          m.data, m.headline)
+        ui.console.print(table)
+
+
 @app.command(epilog="Example: translate sample runs/gan --n 64 --out grid.png --seed 1")
 def sample(
     run: Path = typer.Argument(..., help="Run directory (or model folder) of a gan or vae."),
@@ -135,7 +159,7 @@ def sample(
         from translate import sample as sampling
         from translate.modelfile import load_model
 
-        model = load_model(run, task=("gan", "vae"))
+        model = load_model(bundled_or_path(run), task=("gan", "vae"))
         if interpolate and manifold:
             raise TranslateError("choose one of --interpolate and --manifold")
         if interpolate:
@@ -190,7 +214,7 @@ def evaluate(
     with user_errors():
         from translate.eval.run import EvalOptions, evaluate_run
 
-        outcome = evaluate_run(run, EvalOptions(
+        outcome = evaluate_run(bundled_or_path(run), EvalOptions(
             real=real, n=n, seed=seed, dir_a=dir_a, dir_b=dir_b, inception=inception,
             n_max=n_max, size=size, images=images, masks=masks, hole=hole, pair=pair,
             mask_presets=tuple(mask_preset), hr=hr, lr=lr, scale=scale, per_image=per_image,
@@ -296,7 +320,7 @@ def infer(
         world = runtime.init_from_env()  # torchrun: join the group (no-op otherwise)
         try:
             pipeline, mask_folder = build_pipeline(
-                model, device=device, direction=direction, precision=precision,
+                bundled_or_path(model), device=device, direction=direction, precision=precision,
                 compile=compile_model, fast_conv=fast_conv, masks=masks, hole=hole,
                 max_pixels=max_pixels, outscale=outscale, tile=tile, tile_overlap=tile_overlap)
             report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
@@ -340,8 +364,8 @@ def export_cmd(
     with user_errors():
         from translate.export import export_model, parse_size
 
-        results = export_model(run, fmt, dynamic=dynamic, out=out, direction=direction,
-                               size=parse_size(size))
+        results = export_model(bundled_or_path(run), fmt, dynamic=dynamic, out=out,
+                               direction=direction, size=parse_size(size))
         table = Table(title=f"export — {run}")
         for column in ("file", "exporter", "export s", "check: input → max abs error"):
             table.add_column(column)

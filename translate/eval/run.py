@@ -92,6 +92,18 @@ def check_options(task: str, options: EvalOptions, run: str | Path) -> None:
         for name, (flag, tasks, what) in OPTION_TASKS.items()])
 
 
+def results_dir(model: Model) -> Path:
+    """Where a model's evaluation JSON goes: its own folder, except for a bundled model (which
+    lives inside the installed package): ``eval/NAME/`` under the current folder."""
+    from translate import models
+
+    if model.path is not None and model.path.resolve().parent == models.HERE:
+        folder = Path("eval") / model.path.name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(model.path)
+
+
 def evaluate_run(run: str | Path, options: EvalOptions) -> EvalOutcome:
     """Score the model in ``run`` (a run directory or model folder) the way its task is scored.
 
@@ -125,7 +137,7 @@ def eval_mnist(model: Model, real: Path | None, n: int, seed: int,
     started = time.perf_counter()
     result = evaluate_mnist(model, real, n=n, seed=seed)
     print_mnist_result(result, title or f"{model.task} — {model.path}")
-    path = model.path / "eval.json"
+    path = results_dir(model) / "eval.json"
     atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
     return EvalOutcome(path, time.perf_counter() - started)
 
@@ -139,7 +151,7 @@ def eval_sr(model: Model, hr: Path | None, lr: Path | None, scale: int | None,
         raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
     result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
     print_sr_result(result, f"sr — {model.path}", per_image=per_image)
-    return EvalOutcome(save_sr_result(model.path, result), result.seconds)
+    return EvalOutcome(save_sr_result(results_dir(model), result), result.seconds)
 
 
 def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: str = "white",
@@ -157,7 +169,7 @@ def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: st
     print_inpaint_result(result, f"inpaint — {model.path}")
     key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
            else f"{images} | presets {','.join(presets)} seed {seed}")
-    path = save_inpaint_result(model.path, result, key)
+    path = save_inpaint_result(results_dir(model), result, key)
     return EvalOutcome(path, time.perf_counter() - started)
 
 
@@ -174,6 +186,6 @@ def eval_translation(model: Model, dir_a: Path | None, dir_b: Path | None,
     result = evaluate_translation(model, dir_a, dir_b, features, metric, size=size, n_max=n_max,
                                   device=resolve_device("auto"))
     print_translation_table(result, title=f"{model.task} — {model.path}")
-    path = model.path / "eval_translation.json"
+    path = results_dir(model) / "eval_translation.json"
     atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
     return EvalOutcome(path, result.seconds)

@@ -304,6 +304,7 @@ def test_infer_start_removes_killed_temps_and_keeps_the_users(model: Path, tmp_p
         running.kill()
 
 
+@pytest.mark.slow
 def test_train_start_removes_a_checkpoint_cut_off_by_a_kill(gan_run: Path) -> None:
     state = gan_run / "state"
     users = look_alikes(state)

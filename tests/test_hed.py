@@ -142,6 +142,7 @@ def test_tiny_hed_matches_numpy(tmp_path):
     assert compare(path, photo(37, 45)) < TOLERANCE  # odd sides: 'same' pools, ragged resizes
 
 
+@pytest.mark.slow
 @needs_hed_weights
 def test_bsds500_hed_matches_numpy():
     rgb = photo(32, 40)

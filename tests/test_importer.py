@@ -251,6 +251,7 @@ def _vintagify_generator_class() -> type[nn.Module]:
     return module.ResnetGenerator
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_vintagify_dir() is None,
                     reason="vintagify is not installed (scripts/setup.sh installs it, --no-deps)")
 @pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"no photos at {PHOTOS} (../shared/data)")

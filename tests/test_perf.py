@@ -91,6 +91,7 @@ print("same:", all(torch.equal(a, b) for a, b in zip(one, two)))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch is built without oneMKL")
 def test_matrix_products_run_in_onemkl_strict_reproducible_mode() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}

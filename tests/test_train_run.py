@@ -70,6 +70,7 @@ def test_metrics_log_writes_interval_means_in_the_loops_record_format(tmp_path: 
     assert records(tmp_path) == [first, second]
 
 
+@pytest.mark.slow
 def test_save_state_and_restore_state_round_trip() -> None:
     cfg, task = gan("train.batch_size=8")
     precision = Precision("fp32", CPU)
@@ -94,6 +95,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_naming_the_holder_and_a_kill_frees_the_folder(
         gan_run: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(gan_run)],
@@ -118,6 +120,7 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_kill_frees_the_folde
 # ── What a resume may change.
 
 
+@pytest.mark.slow
 def test_resume_with_a_new_rate_sets_it_and_records_the_change(gan_run: Path) -> None:
     result = invoke("train", "gan", "--out", gan_run, "--resume", "--set", "train.steps=6",
                     "--set", "train.lr=1e-4", "--set", "train.beta1=0.9", "-q")
@@ -136,6 +139,7 @@ def test_resume_with_a_new_rate_sets_it_and_records_the_change(gan_run: Path) ->
     assert [r["lr"] for r in logged if r["step"] > 4] == [1e-4, 1e-4]
 
 
+@pytest.mark.slow
 def test_a_new_rate_or_length_moves_a_loaded_schedule() -> None:
     """With train.epochs the schedulers restore their old base rates: a new rate (or a new
     decay length) must reach them, and the current epoch's rate follows at once."""
@@ -176,6 +180,7 @@ def test_which_keys_a_resume_may_change() -> None:
         assert why in refusal(key, 1, 2), key
 
 
+@pytest.mark.slow
 def test_resume_refuses_changes_that_alter_the_run_naming_each_key(gan_run: Path) -> None:
     before = file_mtimes(gan_run)
     line = error_line(invoke("train", "gan", "--out", gan_run, "--resume", "--set",
@@ -214,6 +219,7 @@ def test_a_torn_line_in_the_middle_stops_the_resume_naming_it(tmp_path: Path) ->
     assert run.metrics.read_text() == text
 
 
+@pytest.mark.slow
 def test_resume_after_a_torn_append(gan_run: Path) -> None:
     with open(gan_run / "metrics.jsonl", "a") as f:
         f.write('{"step": 5, "epoch": 0, "d": 0.69')  # a kill mid-append
@@ -226,6 +232,7 @@ def test_resume_after_a_torn_append(gan_run: Path) -> None:
 # ── Destinations that cannot be written.
 
 
+@pytest.mark.slow
 def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     out = tmp_path / "notes.txt"
     out.write_text("the user's\n")
@@ -289,6 +296,7 @@ def read_only(folder: Path, fill=None) -> Iterator[str]:
             p.chmod(mode)
 
 
+@pytest.mark.slow
 def test_a_read_only_destination_ends_in_one_line(gan_run: Path, tmp_path: Path) -> None:
     def fill(folder: Path) -> None:
         shutil.copytree(gan_run, folder / "run")
@@ -315,6 +323,7 @@ def _fill(folder: Path, leave: int) -> None:
         f.write(b"\0" * max(0, free - leave))
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_temp(gan_run: Path,
                                                                       tmp_path: Path) -> None:
     with tmpfs(tmp_path / "small", "64m") as disk:
@@ -350,6 +359,7 @@ def test_a_metrics_append_cut_short_by_a_full_disk_is_cut_back_off(tmp_path: Pat
         assert run.metrics.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_before_the_first_checkpoint_leaves_nothing(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "tiny", "2m") as disk:
         result = invoke("train", "gan", "--out", disk / "run", "--set", "train.steps=2",
@@ -363,6 +373,7 @@ def test_a_full_disk_before_the_first_checkpoint_leaves_nothing(tmp_path: Path) 
 # ── Dead ends.
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_named_without_torchs_advice(gan_run: Path) -> None:
     path = gan_run / "state/last.pt"
     whole = path.read_bytes()
@@ -378,6 +389,7 @@ def test_a_corrupt_checkpoint_is_named_without_torchs_advice(gan_run: Path) -> N
     assert "not a valid checkpoint" in line and "weights_only" not in line
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_can_be_started_over(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)

@@ -178,3 +178,17 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Undo :func:`pad_to_multiple`: keep the top-left ``size = (h, w)`` of ``x`` (B, C, H, W)."""
     h, w = size
     return x[..., :h, :w]
+
+
+def check_size_multiple(net: str, x: torch.Tensor, multiple: int) -> None:
+    """Refuse an input whose H or W is not a multiple of ``multiple`` (the net's size multiple).
+
+    Raises:
+        ValueError: naming the network, the multiple and the size, and how to pad.
+    """
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(
+            f"{net} needs H and W divisible by {multiple}, got {h}x{w}; "
+            "pad with translate.nets.layers.pad_to_multiple and crop back with crop_to"
+        )

@@ -14,7 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from translate.nets.layers import ResidualBlock, conv_bias, init_weights, norm_layer
+from translate.nets.layers import (
+    ResidualBlock,
+    check_size_multiple,
+    conv_bias,
+    init_weights,
+    norm_layer,
+)
 
 UPSAMPLES = ("deconv", "resize")
 
@@ -159,12 +165,6 @@ class ResnetGenerator(nn.Module):
         Raises:
             ValueError: H or W is not a multiple of ``size_multiple``.
         """
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        if h % m or w % m:
-            # Otherwise the output would silently come back a different size.
-            raise ValueError(
-                f"ResnetGenerator needs H and W divisible by {m}, got {h}x{w}; "
-                "pad with translate.nets.layers.pad_to_multiple and crop back with crop_to"
-            )
+        # Otherwise the output would silently come back a different size.
+        check_size_multiple("ResnetGenerator", x, self.size_multiple)
         return self.decoder(self.trunk(x))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from translate.nets.layers import conv_bias, init_weights, norm_layer
+from translate.nets.layers import check_size_multiple, conv_bias, init_weights, norm_layer
 
 # The two depths the reference names; ``num_downs`` is the number of stride-2 convs.
 UNET_DEPTHS = {"unet_128": 7, "unet_256": 8}
@@ -153,14 +153,8 @@ class UnetGenerator(nn.Module):
         Raises:
             ValueError: H or W is not a multiple of ``size_multiple``.
         """
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        if h % m or w % m:
-            # Otherwise a skip concatenation fails with a shape error deep inside the net.
-            raise ValueError(
-                f"UnetGenerator needs H and W divisible by {m}, got {h}x{w}; "
-                "pad with translate.nets.layers.pad_to_multiple and crop back with crop_to"
-            )
+        # Otherwise a skip concatenation fails with a shape error deep inside the net.
+        check_size_multiple("UnetGenerator", x, self.size_multiple)
         return self.model(x)
 
 

@@ -148,6 +148,41 @@ class MemorySampler:
         self._thread.join()
 
 
+class UtilisationSampler:
+    """Samples ``torch.cuda.utilization`` (NVML: the share of the last sample period in which
+    a kernel ran) every ``interval`` seconds in a thread; ``mean`` is None where NVML is
+    missing (no pynvml) or on the CPU."""
+
+    def __init__(self, device: torch.device, interval: float = 0.05):
+        import threading
+
+        self.device, self.interval, self.samples = device, interval, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append(float(torch.cuda.utilization(self.device)))
+            except Exception:  # no NVML here: report nothing rather than a guess
+                return
+            self._stop.wait(self.interval)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
+
+    def __enter__(self) -> UtilisationSampler:
+        if self.device.type == "cuda":
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 # ── Setup (parent process).
 
 
@@ -173,7 +208,7 @@ def write_model(folder: Path, ngf: int, n_blocks: int, seed: int, task: str = "t
     torch.manual_seed(seed)
     if task == "sr":  # SRGenerator(scale, nf, n_blocks): configs/sr.yaml's network at its defaults
         g = SRGenerator(scale, ngf, n_blocks)
-        save_model(folder, "sr", {"generator": g}, {
+        save_model(folder, "sr", {"G": g}, {
             "value_range": [0.0, 1.0], "scale": scale, "channels": 3,
             "receptive_radius": g.receptive_radius,
         })
@@ -223,7 +258,7 @@ def run_naive(args: argparse.Namespace, model: Any, device: torch.device) -> flo
     from translate.runtime import Precision
 
     if args.task == "sr":
-        net = model.networks["generator"].to(device).eval()
+        net = model.networks["G"].to(device).eval()
 
         def forward(x: torch.Tensor) -> torch.Tensor:  # (1, 3, h, w) → (1, 3, s h, s w)
             return net(x).float().clamp(0, 1)
@@ -280,6 +315,12 @@ def run_pipeline(args: argparse.Namespace, model: Any, device: torch.device) -> 
     return seconds
 
 
+def runner_for(variant: str):
+    """The folder loop a variant times: the naive one, or ``run_folder`` for every pipeline-*
+    variant (each with its own options, ``PIPELINE_OPTIONS``)."""
+    return run_naive if variant == "naive" else run_pipeline
+
+
 def child(args: argparse.Namespace) -> None:
     import translate
     from translate.modelfile import load_model
@@ -294,10 +335,10 @@ def child(args: argparse.Namespace) -> None:
     model = load_model(args._model, device=device, task=("cyclegan", "sr"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    run = run_pipeline if args._variant == "pipeline" else run_naive
+    run = runner_for(args._variant)
     cpu_start = time.process_time()
-    with MemorySampler() as sampler:
-        seconds = run(args, model, device)
+    with MemorySampler() as sampler, UtilisationSampler(device) as utilisation:
+        seconds = run(args, model, device)  # includes the warm-up forward (a few ms on a GPU)
     cpu_seconds = time.process_time() - cpu_start  # all threads; includes the warm-up forward
     n = len(list(Path(args._output).glob("*.png")))
     result = {
@@ -310,6 +351,7 @@ def child(args: argparse.Namespace) -> None:
         "peak_tree_mib": sampler.peak,
         "cuda_peak_mib": (torch.cuda.max_memory_allocated(device) / 2**20
                           if device.type == "cuda" else None),
+        "gpu_util_mean": utilisation.mean,
         "torch_threads": torch.get_num_threads(),
         "translate": str(Path(translate.__file__).parent),
     }
@@ -448,6 +490,7 @@ def main() -> None:
             "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
             "peak_tree_mib": max((r["peak_tree_mib"] or 0.0) for r in rs) or None,
             "cuda_peak_mib": rs[0]["cuda_peak_mib"],
+            "gpu_util_mean": rs[0].get("gpu_util_mean"),
             "runs": rs,
         }
     main_variant = variants[1]  # "pipeline" unless left out

@@ -47,7 +47,7 @@ def train_step_timer(upsampler: str, nf: int, blocks: int, batch: int, patch: in
 def infer_timer(tile: int, overlap: int | None, nf: int, blocks: int, size: int):
     torch.manual_seed(0)
     net = SRGenerator(4, nf, blocks, upsampler="lite").eval()
-    model = Model("sr", {"generator": net},
+    model = Model("sr", {"G": net},
                   {"scale": 4, "receptive_radius": net.receptive_radius})
     pipeline = SRPipeline(model, "cpu", "fp32", tile=tile, tile_overlap=overlap)
     x = torch.rand(1, 3, size, size)

@@ -13,7 +13,9 @@ configurations are built first, one after another, then timed in interleaved rou
 each per round, only one process computing at a time), so that a change in the machine's load
 falls on all of them alike.
 
-A configuration joins a precision (fp32, bf16, fp16, auto) with options by '+':
+A configuration joins a precision (fp32, tf32, bf16, fp16, auto) with options by '+' (``tf32``
+is fp32 with TF32 tensor cores for convolutions and matrix products, PyTorch's default for
+cuDNN convolutions; ``fp32`` on a GPU turns TF32 off, so it is true fp32):
 ``cl`` channels_last, ``compile`` torch.compile, ``malloc`` the project's allocator tuning
 (:func:`translate.perf.tune_allocator`, which the ``translate`` command applies), ``fused`` fused
 Adam (the project's optimizer; without it, PyTorch's default foreach Adam). Plain ``fp32`` is
@@ -71,7 +73,7 @@ from translate.runtime import Precision, resolve_device, seed_everything  # noqa
 from translate.train import build_task, load_train_config  # noqa: E402
 from translate.train.cyclegan import CycleGanTask  # noqa: E402
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "auto")
 OPTIONS = {"cl": "cl", "channels_last": "cl", "compile": "compile", "malloc": "malloc",
            "fused": "fused"}
 
@@ -81,7 +83,8 @@ PEAKS: list[tuple[str, dict[str, float]]] = [
     ("H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0}),
     ("H100 NVL", {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
     ("H100", {"bf16": 989.0, "fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),  # SXM
-    ("H200", {"bf16": 989.0, "fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),
+    ("H200 NVL", {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
+    ("H200", {"bf16": 989.0, "fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),  # SXM
     ("A100", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
 ]
 
@@ -94,6 +97,7 @@ class Setting:
     compile: bool
     malloc: bool = False  # translate.perf.tune_allocator() in this configuration's process
     fused: bool = False  # fused Adam (PyTorch's default on CPU is the foreach one)
+    tf32: bool = False  # fp32 with TF32 tensor cores (GPUs)
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Result:
     precision: str = ""
     channels_last: bool = False
     compile: bool = False
+    tf32: bool = False
     status: str = "ok"
     step_seconds: list[float] = field(default_factory=list)
     warmup_seconds: list[float] = field(default_factory=list)
@@ -125,7 +130,10 @@ def parse_settings(text: str) -> list[Setting]:
             continue
         precision, flags = "fp32", set()
         for token in label.split("+"):
-            if token in PRECISIONS:
+            if token == "tf32":
+                precision = "fp32"
+                flags.add("tf32")
+            elif token in PRECISIONS:
                 precision = token
             elif token in OPTIONS:
                 flags.add(OPTIONS[token])
@@ -133,7 +141,7 @@ def parse_settings(text: str) -> list[Setting]:
                 raise SystemExit(f"--configs: unknown part {token!r} in {label!r} (use "
                                  f"{', '.join(PRECISIONS)}, {', '.join(OPTIONS)} joined by '+')")
         settings.append(Setting(label, precision, "cl" in flags, "compile" in flags,
-                                "malloc" in flags, "fused" in flags))
+                                "malloc" in flags, "fused" in flags, "tf32" in flags))
     if not settings:
         raise SystemExit("--configs: no configuration given")
     return settings
@@ -143,14 +151,18 @@ def parse_settings(text: str) -> list[Setting]:
 
 
 
-def peak_for(device: torch.device, precision: str) -> tuple[float | None, str | None]:
+def peak_for(device: torch.device, precision: str, tf32: bool = False
+             ) -> tuple[float | None, str | None]:
     """(peak TFLOP/s, its name) for MFU; None on CPU or an unknown GPU."""
     if device.type != "cuda":
         return None, None
-    name = torch.cuda.get_device_name(device)
-    kind = precision
-    if precision == "fp32" and torch.backends.cudnn.allow_tf32:
-        kind = "tf32"  # the networks are all convolutions, which then run on TF32 tensor cores
+    return peak_by_name(torch.cuda.get_device_name(device), precision, tf32)
+
+
+def peak_by_name(name: str, precision: str, tf32: bool = False
+                 ) -> tuple[float | None, str | None]:
+    """The first entry of PEAKS whose key the device name holds ("H200 NVL" before "H200")."""
+    kind = "tf32" if precision == "fp32" and tf32 else precision  # convs on TF32 tensor cores
     for key, peaks in PEAKS:
         if key in name:
             return peaks[kind], f"{key} {kind} dense {peaks[kind]:g} TF/s"
@@ -266,7 +278,7 @@ class Live:
 
 def prepare(args: argparse.Namespace, s: Setting, root: Path, device: torch.device) -> Live:
     """Build one configuration and run its warm-up steps (compilation happens here)."""
-    r = Result(s.label, s.precision, s.channels_last, s.compile)
+    r = Result(s.label, s.precision, s.channels_last, s.compile, s.tf32)
     base = 0
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -325,6 +337,9 @@ def worker(conn: Connection, args: argparse.Namespace, s: Setting, root: Path,
     if s.compile:
         torch._dynamo.config.recompile_limit = 64
     device = torch.device(device_name)
+    if device.type == "cuda":  # fp32 is fp32 unless the configuration says tf32
+        torch.backends.cudnn.allow_tf32 = s.tf32
+        torch.backends.cuda.matmul.allow_tf32 = s.tf32
     try:
         live = prepare(args, s, root, device)
     except Exception as e:  # e.g. torch.compile without a working backend here
@@ -397,7 +412,7 @@ def run_all(args: argparse.Namespace, settings: list[Setting], root: Path,
             else:
                 w.stop()
                 results.append(Result(s.label, s.precision, s.channels_last, s.compile,
-                                      status=value))
+                                      s.tf32, status=value))
         by_label = {r.label: r for r in results}
         live = list(workers)
         for i in range(args.steps):
@@ -450,7 +465,7 @@ def summarise(results: list[Result], flops: int | None, batch: int, device: torc
             r.speedup = base.s_per_step / r.s_per_step
         if flops:
             r.tflops = flops / r.s_per_step / 1e12
-            peak, r.peak_name = peak_for(device, r.precision)
+            peak, r.peak_name = peak_for(device, r.precision, r.tf32)
             if peak:
                 r.mfu = r.tflops / peak
         if base is not None and base.check_losses and r.check_losses:
@@ -532,7 +547,7 @@ def main() -> None:
                    help="identical steps from the seeded start compared across configs")
     p.add_argument("--configs",
                    default="fp32,bf16,fp32+malloc,fp32+fused,fp32+compile,fp32+malloc+fused+compile",
-                   help="comma-separated; each joins a precision (fp32, bf16, fp16, auto) "
+                   help="comma-separated; each joins a precision (fp32, tf32, bf16, fp16, auto) "
                         "with options by '+': cl (channels_last), compile, malloc (allocator "
                         "tuning), fused (fused Adam)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -60,11 +60,11 @@ def _models(root: Path, quick: bool, run: Path | None) -> dict[str, Path]:
     else:
         folders[f"cyclegan G_AB ({run})"] = run
     hidden = (16, 32) if quick else (256, 512, 1024)
-    save_model(root / "gan", "gan", {"generator": MLPGenerator(hidden=hidden)},
+    save_model(root / "gan", "gan", {"G": MLPGenerator(hidden=hidden)},
                {"value_range": [-1.0, 1.0], "latent_dim": 100})
     folders[f"gan MLP generator {hidden}"] = root / "gan"
     blocks = 2 if quick else 16
-    save_model(root / "sr", "sr", {"generator": SRGenerator(scale=4, nf=w, n_blocks=blocks)},
+    save_model(root / "sr", "sr", {"G": SRGenerator(scale=4, nf=w, n_blocks=blocks)},
                {"value_range": [0.0, 1.0], "scale": 4, "channels": 3})
     folders[f"sr ×4 (nf {w}, {blocks} blocks)"] = root / "sr"
     blocks = 2 if quick else 8

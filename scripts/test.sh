@@ -7,3 +7,6 @@ bash scripts/setup.sh
 VENV="${TRANSLATE_VENV:-.venv}"
 "$VENV/bin/ruff" check .
 "$VENV/bin/python" -m pytest -q "$@"
+# The prepared GPU check on the CPU (~2 min): its CUDA-only parts skip, naming why, so nothing in
+# it first breaks on a lent GPU (scripts/gpu_check.py).
+"$VENV/bin/python" scripts/gpu_check.py --device cpu --quick --out "${TMPDIR:-/tmp}/gpucheck"

@@ -22,6 +22,29 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["TRANSLATE_CACHE"] = str(tmp_path_factory.mktemp("translate-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_gpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                           ) -> None:
+    """Every test runs on the CPU unless it is marked ``gpu``, also on a machine with a GPU:
+    ``auto`` devices and precisions resolve as on CI (fp32 on the CPU; a GPU would mean bf16,
+    whose outputs differ from fp32's by a few levels), subprocesses see no GPU, and
+    onnxruntime offers no CUDA provider."""
+    if request.node.get_closest_marker("gpu") is not None:
+        return
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu
+        available = ort.get_available_providers
+        monkeypatch.setattr(ort, "get_available_providers",
+                            lambda: [p for p in available() if p != "CUDAExecutionProvider"])
+
+
 def translate_cmd(*args: str) -> list[str]:
     """The CLI as a fresh process (``python -m translate``), for resume and signal tests."""
     return [sys.executable, "-m", "translate", *args]

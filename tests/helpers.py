@@ -8,8 +8,12 @@ needs to import another test module.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +157,69 @@ def save_cyclegan(folder: Path, g_ab: torch.nn.Module, g_ba: torch.nn.Module,
                {"value_range": [-1.0, 1.0], "directions": {"a2b": "G_AB", "b2a": "G_BA"},
                 "size_multiple": 4, "channels": 3, **meta})
     return folder
+
+
+# ── Destinations that cannot be written: a small tmpfs (full, or remounted read-only) as root;
+# chmod otherwise (permissions do not stop root).
+
+ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+
+
+def _mount_tmpfs(folder: Path, size: str) -> None:
+    if not ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs at ``folder`` (root only; skips with the reason otherwise)."""
+    _mount_tmpfs(folder, size)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def _remount_read_only(folder: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path, fill=None) -> Iterator[str]:
+    """``folder`` made read-only, after ``fill(folder)``; yields the cause a write must name.
+
+    As root, permissions do not stop writes, so the folder is a tmpfs remounted read-only;
+    otherwise it is chmod 555.
+    """
+    if ROOT:
+        with tmpfs(folder, "64m"):
+            if fill:
+                fill(folder)
+            _remount_read_only(folder)
+            yield "read-only file system"
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    if fill:
+        fill(folder)
+    modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")] if p.is_dir()}
+    for p in modes:
+        p.chmod(0o555)
+    try:
+        yield "permission denied"
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def fill_disk(folder: Path, leave: int) -> None:
+    """Take all but ``leave`` bytes of the file system's free space."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    with open(folder / "filler", "wb") as f:
+        f.truncate(0)
+        f.write(b"\0" * max(0, free - leave))

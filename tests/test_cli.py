@@ -186,6 +186,6 @@ def test_model_of_another_task_is_refused(gan_run: Path, tmp_path: Path) -> None
         invoke("sample", other, "--out", tmp_path / "a.png")
     )
     # Mismatched weights: the description asks for a different architecture.
-    meta["networks"]["generator"]["args"]["latent_dim"] = 64
+    meta["networks"]["G"]["args"]["latent_dim"] = 64
     (other / "model.json").write_text(json.dumps(meta))
     assert "does not match the network" in error_line(invoke("eval", other, "--n", 10))

@@ -186,7 +186,7 @@ def test_task_cannot_be_set() -> None:
 
 
 def test_unknown_task() -> None:
-    assert error_of("pix2pix").startswith("unknown task 'pix2pix': one of ")
+    assert error_of("stylegan").startswith("unknown task 'stylegan': one of ")
 
 
 def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:

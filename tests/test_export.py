@@ -62,7 +62,7 @@ def gan(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-    save_model(folder, "gan", {"generator": net}, {"value_range": [-1.0, 1.0],
+    save_model(folder, "gan", {"G": net}, {"value_range": [-1.0, 1.0],
                                                    "latent_dim": 100})
     return folder
 
@@ -145,7 +145,7 @@ def test_onnx_metadata_round_trips(cyclegan: Path, a2b_onnx: Path) -> None:
 def test_gan_onnx_has_a_dynamic_batch(gan: Path, gan_onnx: Path) -> None:
     session = _session(gan_onnx)
     assert session.get_inputs()[0].shape == ["batch", 100]
-    net = load_model(gan).networks["generator"]
+    net = load_model(gan).networks["G"]
     g = torch.Generator().manual_seed(0)
     for batch in (1, 3, 7):
         z = torch.randn(batch, 100, generator=g)
@@ -158,13 +158,13 @@ def test_gan_onnx_has_a_dynamic_batch(gan: Path, gan_onnx: Path) -> None:
 @pytest.mark.slow
 def test_sr_onnx_upscales_odd_sizes(tmp_path: Path) -> None:
     net = _perturb(SRGenerator(scale=4, nf=8, n_blocks=2), 4)
-    save_model(tmp_path / "sr", "sr", {"generator": net},
+    save_model(tmp_path / "sr", "sr", {"G": net},
                {"value_range": [0.0, 1.0], "scale": 4, "channels": 3})
     [exported] = export_model(tmp_path / "sr", "onnx", dynamic=True)
     assert exported.max_error <= TOL
     session = _session(exported.path)
     assert session.get_outputs()[0].shape == ["batch", 3, "height*4", "width*4"]
-    net = load_model(tmp_path / "sr").networks["generator"]
+    net = load_model(tmp_path / "sr").networks["G"]
     for shape in [(1, 3, 13, 27), (2, 3, 9, 8)]:
         x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
         (y,) = session.run(None, {"image": x.numpy()})

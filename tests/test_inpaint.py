@@ -393,7 +393,7 @@ def test_eval_bad_input(inpaint_run: Path, photos: Path, tmp_path: Path) -> None
     assert "--images DIR" in error_line(invoke("eval", inpaint_run))
     assert "not both" in error_line(invoke("eval", inpaint_run, "--images", photos, "--masks",
                                            photos, "--mask-preset", "thin"))
-    assert "unknown mask preset 'huge'" in error_line(
+    assert "--mask-preset huge: must be one of thin, medium, thick" in error_line(
         invoke("eval", inpaint_run, "--images", photos, "--mask-preset", "huge"))
     images, masks = tmp_path / "gt", tmp_path / "masks"
     images.mkdir()

@@ -17,15 +17,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "translate"
 
 # Bottom to top. The one written copy of the order; docs/ARCHITECTURE.md quotes it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "console", "perf", "signals", "version"),  # small helpers, no project imports
+    # small helpers and the task table (translate/tasks.py), no project imports
+    ("errors", "console", "perf", "signals", "version", "tasks"),
     ("io", "config"),  # files and images; typed configs
     ("data", "nets"),  # datasets, masks, degradations; networks (pure modules)
     ("runtime", "modelfile"),  # device, Precision, the process group; model files
     ("train",),  # the adversarial core, the one loop, checkpoints, tasks
     ("infer",),  # folder runner, the pad/crop wrapper, a pipeline per task, onnx
     # measure, ship and show: evaluation, export, `translate import` of reference weights,
-    # reports, samples, bundled models
-    ("eval", "export", "importer", "report", "sample", "models"),
+    # reports, samples, bundled models, translate.load (api)
+    ("eval", "export", "importer", "report", "sample", "models", "api"),
     # the shell; the package __init__ may import anything lazily (a public translate.load)
     ("cli", "__main__", "__init__"),
 )
@@ -139,7 +140,8 @@ def test_the_parser_sees_every_import_form():
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("translate", 7), ("translate.cli", 7), ("translate.errors", 0), ("translate.io.images", 1),
+    ("translate", 7), ("translate.cli", 7), ("translate.errors", 0), ("translate.tasks", 0),
+    ("translate.io.images", 1),
     ("translate.nets.vgg", 2), ("translate.runtime", 3), ("translate.train.loop", 4),
     ("translate.infer.sr", 5), ("translate.infer.wrap", 5), ("translate.eval.features", 6),
     ("translate.export.spec", 6), ("translate.models.mnist", 6), ("translate.infer_sr", None),

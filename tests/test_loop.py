@@ -63,7 +63,7 @@ def test_same_seed_same_weights_and_other_seed_differs(kind: str, tmp_path: Path
         fit(task, cfg.train, tmp_path / name, cfg, show_progress=False)
         runs[name] = state_of(tmp_path / name)
     assert_same_state(runs["a"], runs["b"])
-    net = "generator" if kind == "gan" else "vae"
+    net = "G" if kind == "gan" else "vae"
     key = next(iter(runs["a"]["networks"][net]))
     assert not torch.equal(runs["a"]["networks"][net][key], runs["c"]["networks"][net][key])
 
@@ -230,7 +230,7 @@ def test_k_non_finite_in_a_row_stops_and_keeps_last_good_checkpoint(tmp_path: Pa
     assert "\n" not in str(err.value)
     state = state_of(tmp_path / "run")
     assert state["step"] == 4  # the checkpoint before the NaNs started, never overwritten
-    for tensor in state["networks"]["generator"].values():
+    for tensor in state["networks"]["G"].values():
         assert torch.isfinite(tensor.float()).all()
 
 

@@ -31,7 +31,7 @@ def gan_dir(tmp_path: Path) -> tuple[Path, MLPGenerator]:
     g(torch.randn(16, 100))  # move BatchNorm's running statistics off their initial values
     g.eval()
     folder = tmp_path / "gan"
-    save_model(folder, "gan", {"generator": g}, {"value_range": [-1.0, 1.0], "latent_dim": 100})
+    save_model(folder, "gan", {"G": g}, {"value_range": [-1.0, 1.0], "latent_dim": 100})
     return folder, g
 
 
@@ -61,7 +61,7 @@ def test_gan_round_trip(gan_dir: tuple[Path, MLPGenerator]) -> None:
     model = load_model(folder, task="gan")
     assert model.task == "gan" and model.path == folder
     assert model.meta["latent_dim"] == 100 and model.meta["value_range"] == [-1.0, 1.0]
-    loaded = model.networks["generator"]
+    loaded = model.networks["G"]
     assert isinstance(loaded, MLPGenerator) and not loaded.training
     z = torch.randn(4, 100)
     assert torch.equal(loaded(z), g(z))  # eval mode: uses the saved running statistics
@@ -169,7 +169,7 @@ def test_weights_that_do_not_match_the_args(vae_dir: tuple[Path, VAE]) -> None:
 
 def test_weights_stored_under_another_name(gan_dir: tuple[Path, MLPGenerator]) -> None:
     folder, _ = gan_dir
-    edit_json(folder, lambda d: d.update({"networks": {"gen": d["networks"]["generator"]}}))
+    edit_json(folder, lambda d: d.update({"networks": {"gen": d["networks"]["G"]}}))
     with pytest.raises(TranslateError) as info:
         load_model(folder)
     assert "(gen) does not match the network: missing net.0.weight" in one_line(info)

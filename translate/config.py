@@ -548,10 +548,91 @@ class SrConfig(TaskConfig):
                                  f"(σ in HR pixels), got {self.data.blur}")
 
 
-# Config name → schema. Other tasks add themselves here, explicitly.
-SCHEMAS: dict[str, type] = {"gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleGanConfig}
-SCHEMAS["inpaint"] = InpaintConfig
-SCHEMAS["sr"] = SrConfig
+UNET_DOWNS = {"unet_128": 7, "unet_256": 8}  # nets.unet.UNET_DEPTHS (held equal by a test)
+
+
+@dataclass(frozen=True)
+class Pix2PixModelConfig(Section):
+    _key = "model"
+    net: str = "unet_256"  # U-Net generator: unet_256 (8 stride-2 levels) or unet_128 (7)
+    ngf: int = num(64, POSITIVE)
+    ndf: int = num(64, POSITIVE)  # conditional PatchGAN on (A, B) concatenated: 6 channels
+    n_layers: int = num(3, POSITIVE)  # 3: 70×70 patches
+    dropout: bool = True  # dropout 0.5 in the middle U-Net levels (pix2pix's noise, Sec. 3.2)
+    norm: str = "batch"  # of G and D
+
+    def check(self) -> None:
+        _check_choice("model.net", self.net, tuple(UNET_DOWNS))
+        _check_choice("model.norm", self.norm, ("batch", "instance", "none"))
+
+
+@dataclass(frozen=True)
+class Pix2PixDataConfig(Section):
+    _key = "data"
+    root: str = "datasets/facades"  # train/ of side-by-side A|B images, or trainA/ + trainB/
+    layout: str = "auto"  # aligned (root/train/ A|B images), folders (trainA/ + trainB/), auto
+    direction: str = "AtoB"  # BtoA: the folders' B is the generator's input
+    load_size: int = num(286, POSITIVE)  # both images resized to this square …
+    crop_size: int = num(256, POSITIVE)  # … then one random crop of this size for the pair
+    flip: bool = True  # the same left-right flip for both images
+
+    def check(self) -> None:
+        _check_choice("data.layout", self.layout, ("auto", "aligned", "folders"))
+        _check_choice("data.direction", self.direction, ("AtoB", "BtoA"))
+        if self.load_size < self.crop_size:
+            raise TranslateError(
+                f"config key 'data.load_size': {self.load_size} is smaller than "
+                f"data.crop_size={self.crop_size}")
+
+
+@dataclass(frozen=True)
+class Pix2PixLossConfig(Section):
+    _key = "loss"
+    l1: float = num(100.0, NON_NEGATIVE)  # λ of ‖G(A) − B‖₁ (Isola et al. 2017, Eqn. 4)
+    adversarial: float = num(1.0, NON_NEGATIVE)  # weight of the GAN term; 0: L1 only, no D step
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig(TaskConfig):
+    """Paired translation A → B (Isola et al. 2017), the reference's defaults."""
+
+    task: str = "pix2pix"
+    model: Pix2PixModelConfig = field(default_factory=Pix2PixModelConfig)
+    data: Pix2PixDataConfig = field(default_factory=Pix2PixDataConfig)
+    loss: Pix2PixLossConfig = field(default_factory=Pix2PixLossConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=100, epochs_decay=100, batch_size=1, gan_loss="bce", log_every=100,
+            sample_every=1000, checkpoint_every=1000,
+        )
+    )
+
+    def check_sizes(self) -> None:
+        m, crop = self.model, self.data.crop_size
+        if self.loss.l1 == 0 and self.loss.adversarial == 0:
+            raise TranslateError("config keys 'loss.l1' and 'loss.adversarial' are both 0: "
+                                 "the generator would have nothing to learn from")
+        multiple = 2 ** UNET_DOWNS[m.net]  # the U-Net halves the crop down to 1×1
+        if crop % multiple:
+            raise TranslateError(
+                f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
+                f"(model.net={m.net} downsamples {UNET_DOWNS[m.net]} times)")
+        d = min_input_size(patchgan_layers(m.n_layers))
+        if self.loss.adversarial > 0 and crop < d:
+            raise TranslateError(
+                f"config key 'data.crop_size': {crop} is too small for the pix2pix "
+                f"discriminator: must be >= {d} (the PatchGAN with model.n_layers={m.n_layers})")
+
+
+# Task name (translate/tasks.py's table; tests/test_tasks.py keeps the keys equal) → schema.
+SCHEMAS: dict[str, type[TaskConfig]] = {
+    "gan": GanConfig,
+    "vae": VaeConfig,
+    "cyclegan": CycleGanConfig,
+    "inpaint": InpaintConfig,
+    "sr": SrConfig,
+    "pix2pix": Pix2PixConfig,
+}
 
 
 def _one_line(e: OmegaConfBaseException) -> str:

@@ -6,7 +6,11 @@ range the networks work in; inference needs nothing else (no pickle, no training
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from translate.config import Range
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
 from translate.nets.inpaint import InpaintGenerator
@@ -22,7 +27,9 @@ from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.nets.sr import SRGenerator
+from translate.nets.unet import UnetGenerator
 from translate.nets.vae import VAE
+from translate.tasks import TASKS, current_keys, current_names
 from translate.version import __version__
 
 # Class name in model.json → constructor. Explicit on purpose: no scanning, no string imports.
@@ -34,10 +41,214 @@ NETWORKS: dict[str, type[torch.nn.Module]] = {
     "PatchDiscriminator": PatchDiscriminator,
     "SRGenerator": SRGenerator,
     "InpaintGenerator": InpaintGenerator,
+    "UnetGenerator": UnetGenerator,
 }
 FORMAT = "translate-model"
 EXPORT_FORMAT = "translate-export"  # the ``format`` key of every exported file's metadata
 VERSION = 1
+
+# ── What a model file may say, checked before anything is built (a file is user input: an
+# edited or damaged one must end in one line, never in a traceback, an allocation of hundreds of
+# gigabytes or meaningless images).
+
+MAX_PARAMETERS = 500_000_000  # per network built from a file (2 GB in fp32); the largest here: 11 M
+_WIDTH = Range(1, 4096)
+# Constructor argument → its range (ints; each item of a list argument). The type comes from the
+# constructor's default; string choices are the constructors' own checks (ValueError).
+ARG_RANGES: dict[str, Range] = {
+    "in_ch": Range(1, 4), "out_ch": Range(1, 4), "ngf": _WIDTH, "ndf": _WIDTH, "nf": _WIDTH,
+    "gc": _WIDTH, "hidden": Range(1, 65536), "latent_dim": Range(1, 65536),
+    "n_blocks": Range(1, 1000), "n_down": Range(0, 8), "n_layers": Range(1, 8),
+    "scale": Range(2, 4), "img_shape": Range(1, 4096),
+    "num_downs": Range(5, 10),  # UnetGenerator: a multiple of at most 2**10, as size_multiple
+}
+# model.json's keys besides the networks that inference reads → (type, range). ONNX and
+# safetensors exports carry the same keys as strings (:func:`export_meta`).
+META_FIELDS: dict[str, tuple[type, Range | None]] = {
+    "scale": (int, Range(1, 4)),
+    "size_multiple": (int, Range(1, 1024)),
+    "channels": (int, Range(1, 4)),
+    "latent_dim": (int, ARG_RANGES["latent_dim"]),
+    "receptive_radius": (int, Range(0, 10_000)),
+    "max_side": (int, Range(1, 65536)),
+    "ema": (bool, None),
+    "gan": (bool, None),
+}
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_number(where: str, key: str, value: Any, kind: type, valid: Range | None) -> None:
+    """``value`` is a ``kind`` (int: not a bool; float: an int will do), finite and in ``valid``."""
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise TranslateError(f"{where}: '{key}' must be {'a' if kind is not int else 'an'} "
+                             f"{kind.__name__}, got {_kind(value)} {value!r}")
+    if kind is not bool and not math.isfinite(value):
+        raise TranslateError(f"{where}: '{key}' must be a finite number, got {value}")
+    if valid is not None and kind is not bool and value not in valid:
+        raise TranslateError(f"{where}: '{key}' must be {valid}, got {value}")
+
+
+def check_value_range(where: str, value: Any) -> tuple[float, float]:
+    """``value_range``: two finite numbers, lo < hi (else every output is meaningless)."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise TranslateError(f"{where}: 'value_range' must be [lo, hi], got {value!r}")
+    for bound in value:
+        _check_number(where, "value_range", bound, float, None)
+    lo, hi = float(value[0]), float(value[1])
+    if not lo < hi:
+        raise TranslateError(f"{where}: 'value_range' must have lo < hi, got [{lo:g}, {hi:g}]")
+    return lo, hi
+
+
+def check_meta(where: str, meta: dict[str, Any]) -> None:
+    """The keys of :data:`META_FIELDS` and ``value_range`` that ``meta`` holds, each checked."""
+    if "value_range" in meta:
+        check_value_range(where, meta["value_range"])
+    for key, (kind, valid) in META_FIELDS.items():
+        if key in meta:
+            _check_number(where, key, meta[key], kind, valid)
+
+
+def check_description(where: str, description: Any) -> None:
+    """model.json before anything is built from it: its format, task, networks (class and
+    arguments: types and ranges) and the fields inference reads.
+
+    Raises:
+        TranslateError: one line naming the file and the key at fault.
+    """
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise TranslateError(f"{where} is not a translate model description")
+    task = description.get("task")
+    if task not in TASKS:
+        raise TranslateError(f"{where}: unknown task {task!r} (one of {', '.join(TASKS)})")
+    networks = description.get("networks")
+    if not isinstance(networks, dict) or not networks:
+        raise TranslateError(f"{where}: 'networks' must map each network's name to its class "
+                             f"and arguments, got {_kind(networks)}")
+    for name, spec in networks.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("args", {}), dict):
+            raise TranslateError(f"{where}: network '{name}' must be "
+                                 '{"class": NAME, "args": {...}}')
+        cls = NETWORKS.get(spec.get("class"))
+        if cls is None:
+            raise TranslateError(f"{where}: unknown network class {spec.get('class')!r}")
+        check_args(where, cls, spec.get("args", {}))
+    directions = description.get("directions", {})
+    if not isinstance(directions, dict) or any(
+            d not in ("a2b", "b2a") or n not in networks for d, n in directions.items()):
+        raise TranslateError(f"{where}: 'directions' must map a2b/b2a to networks of the file "
+                             f"({', '.join(networks)}), got {directions!r}")
+    check_meta(where, description)
+
+
+def check_args(where: str, cls: type, args: dict[str, Any]) -> None:
+    """Constructor arguments of ``cls``: each known one of its default's type, in its range."""
+    defaults = {n: p.default for n, p in inspect.signature(cls).parameters.items()}
+    where = f"{where}: bad arguments for {cls.__name__}"
+    if not isinstance(args, dict):
+        raise TranslateError(f"{where}: 'args' must map names to values, got {_kind(args)}")
+    for key, value in args.items():
+        if key not in defaults:
+            raise TranslateError(f"{where}: it takes no argument '{key}' (it takes "
+                                 f"{', '.join(defaults)})")
+        default, valid = defaults[key], ARG_RANGES.get(key)
+        if isinstance(default, list | tuple):
+            if not isinstance(value, list | tuple) or not value:
+                raise TranslateError(f"{where}: '{key}' must be a list of integers, got "
+                                     f"{value!r}")
+            for item in value:
+                _check_number(where, key, item, int, valid)
+        elif isinstance(default, bool | int | float):
+            _check_number(where, key, value, type(default), valid)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise TranslateError(f"{where}: '{key}' must be a string, got {_kind(value)} "
+                                 f"{value!r}")
+
+
+@contextlib.contextmanager
+def _no_random_init_on_meta() -> Iterator[None]:
+    """``Tensor.normal_`` does nothing to meta tensors in the block: its first call on the meta
+    device loads torch's decompositions (~4 s on the 2-core CPU), and a meta tensor has no
+    values to draw. Tensors on real devices draw as always (other threads included)."""
+    original = torch.Tensor.normal_
+
+    def normal_(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self if self.is_meta else original(self, *args, **kwargs)
+
+    torch.Tensor.normal_ = normal_  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.normal_ = original  # type: ignore[method-assign]
+
+
+def build_network(where: str, cls: type[torch.nn.Module], args: dict[str, Any]
+                  ) -> torch.nn.Module:
+    """``cls(**args)``, once the arguments are checked and the network, built first on the
+    meta device (no memory), holds at most :data:`MAX_PARAMETERS` parameters.
+
+    Raises:
+        TranslateError: arguments the constructor refuses, or too many parameters.
+    """
+    check_args(where, cls, args)
+    try:
+        with torch.device("meta"), _no_random_init_on_meta():
+            sized = cls(**args)
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TranslateError(f"{where}: bad arguments for {cls.__name__}: {first}") from None
+    count = sum(p.numel() for p in sized.parameters())
+    if count > MAX_PARAMETERS:
+        raise TranslateError(f"{where}: {cls.__name__} with these arguments would have "
+                             f"{count:,} parameters, over the {MAX_PARAMETERS:,} a model file "
+                             "may ask for")
+    return cls(**args)
+
+
+EXPORT_REQUIRED = ("task", "value_range", "scale", "size_multiple")
+
+
+def export_meta(where: str, meta: dict[str, str]) -> dict[str, Any]:
+    """An export's str → str metadata (ONNX ``metadata_props``, safetensors header) with the
+    fields inference reads parsed and checked as model.json's (:func:`check_meta`).
+
+    Raises:
+        TranslateError: a field missing (``task``, ``value_range``, ``scale``,
+            ``size_multiple``: every export has them), that does not parse or is out of range,
+            naming it.
+    """
+    missing = [k for k in EXPORT_REQUIRED if k not in meta]
+    if missing:
+        raise TranslateError(f"{where}: its metadata has no {', '.join(map(repr, missing))} "
+                             "(damaged, or not made by `translate export`)")
+    values: dict[str, Any] = {}
+    try:
+        values["value_range"] = json.loads(meta["value_range"])
+        for key, (kind, _) in META_FIELDS.items():
+            if meta.get(key, "") != "":
+                values[key] = json.loads(meta[key]) if kind is bool else int(meta[key])
+    except ValueError:
+        bad = next(k for k in ("value_range", *META_FIELDS) if k in meta and k not in values)
+        raise TranslateError(f"{where}: metadata '{bad}' is not a valid value: "
+                             f"{meta[bad]!r}") from None
+    check_meta(where, values)
+    task = meta.get("task", "")
+    if task not in TASKS:
+        raise TranslateError(f"{where}: unknown task {task!r} in its metadata (one of "
+                             f"{', '.join(TASKS)})")
+    if meta.get("direction", "") not in ("", "a2b", "b2a"):
+        raise TranslateError(f"{where}: metadata 'direction' must be a2b or b2a, got "
+                             f"{meta['direction']!r}")
+    return values
 
 
 @dataclass
@@ -108,8 +319,11 @@ def load_model(
         description = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TranslateError(f"{folder / 'model.json'} is not valid JSON") from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
-        raise TranslateError(f"{folder / 'model.json'} is not a translate model description")
+    if isinstance(description, dict) and isinstance(description.get("networks"), dict):
+        # Files from before the one naming of networks load under today's names.
+        description["networks"] = current_names(description.get("task"),
+                                                description["networks"])
+    check_description(str(folder / "model.json"), description)
     model_task = description.get("task")
     wanted = (task,) if isinstance(task, str) else task
     if wanted and model_task not in wanted:
@@ -120,19 +334,12 @@ def load_model(
         tensors = load_file(folder / "model.safetensors", device="cpu")
     except (SafetensorError, OSError) as e:
         raise TranslateError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
+    # Files from before the one naming of networks load under today's names (translate/tasks.py).
+    tensors = current_keys(model_task, tensors)
     networks = {}
-    for name, spec in description.get("networks", {}).items():
-        cls = NETWORKS.get(spec.get("class"))
-        if cls is None:
-            raise TranslateError(
-                f"{folder / 'model.json'}: unknown network class {spec.get('class')!r}"
-            )
-        try:
-            net = cls(**spec.get("args", {}))
-        except TypeError as e:
-            raise TranslateError(
-                f"{folder / 'model.json'}: bad arguments for {cls.__name__}: {e}"
-            ) from None
+    for name, spec in description["networks"].items():
+        net = build_network(str(folder / "model.json"), NETWORKS[spec["class"]],
+                            spec.get("args", {}))
         prefix = f"{name}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         load_module_state(net, state, f"{folder / 'model.safetensors'} ({name})")

@@ -16,20 +16,29 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from translate.config import DEVICE
 from translate.errors import TranslateError
 
 # ── Device and seeds.
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        TranslateError: another name (``tpu``, ``cuda:x``), or CUDA asked for but absent.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE.fullmatch(name):
+        raise TranslateError(f"device {name!r}: must be one of auto, cpu, cuda, cuda:N")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TranslateError(f"device {name!r} asked for, but no CUDA device is available")
@@ -41,6 +50,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed of its own for ``rank`` > 0 of a run seeded with ``seed`` (rank 0 keeps ``seed``)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint32)[0])
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """After building the networks alike on every rank: give each rank > 0 its own RNG streams,
+    so that noise drawn during training (the MLP GAN's z, dropout, image-pool draws) differs
+    between ranks instead of repeating rank 0's. Rank 0 is left as it is, so a run in one
+    process draws exactly what it always did."""
+    if rank:
+        seed_everything(rank_seed(seed, rank))
 
 
 # ── Mixed precision.
@@ -59,14 +84,18 @@ class Precision:
     """
 
     def __init__(self, name: str, device: torch.device):
-        if name == "auto":
+        auto = name == "auto"
+        if auto:
             if device.type == "cuda":
-                name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+                # Native bf16 only (Ampere and later): emulated bf16 is slower than fp16.
+                name = ("bf16" if torch.cuda.is_bf16_supported(including_emulation=False)
+                        else "fp16")
             else:
                 name = "fp32"
         if name not in ("fp32", "bf16", "fp16"):
             raise TranslateError(f"unknown precision {name!r}: one of auto, fp32, bf16, fp16")
         self.name = name
+        self.chosen = auto  # picked by ``auto``, not asked for by name
         self.device = device
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
         self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
@@ -99,7 +128,13 @@ class Precision:
             self.scaler.load_state_dict(state)
 
 
-# ── The process group (torchrun: NCCL on GPUs, gloo on CPU).
+# ── The process group (torchrun: NCCL for ranks on GPUs, gloo for ranks on the CPU).
+
+# Control collectives (barrier, gather_objects) run on a gloo group of their own with this
+# timeout: a rank that ends its share early (``--fail-fast``, a signal, fewer files) waits there
+# for the others' work, which may take far longer than NCCL's 10-minute default; gloo waits on
+# the CPU, and no GPU memory holds the pickled objects.
+CONTROL_TIMEOUT = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -118,40 +153,68 @@ class World:
 
 
 WORLD = World()  # the one copy; rebound below, so read it as ``runtime.WORLD``
+_CONTROL: Any = None  # the gloo group of the control collectives while in a group
 
 
-def init_from_env() -> World:
-    """Join the process group described by torchrun's variables (no-op when run plainly)."""
-    global WORLD
+def init_from_env(device: str = "auto") -> World:
+    """Join the process group described by torchrun's variables (no-op when run plainly).
+
+    The backend follows where this rank computes (``device``, as :func:`device_for` maps it):
+    NCCL for a GPU, gloo for the CPU, so ``--device cpu`` under torchrun on a GPU host never
+    hands CPU tensors to NCCL.
+
+    Raises:
+        TranslateError: a rank would compute on a GPU that is not there (more processes on
+            this node than visible GPUs).
+    """
+    global WORLD, _CONTROL
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return WORLD
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        target = device_for(World(0, size, local_rank), device)  # "auto" here: no CUDA
+        backend = "nccl" if target.startswith("cuda") and torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(torch.device(target))
         dist.init_process_group(backend)
-    WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if _CONTROL is None:
+        _CONTROL = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
+    WORLD = World(dist.get_rank(), dist.get_world_size(), local_rank)
     return WORLD
 
 
 def device_for(world: World, name: str) -> str:
-    """Under torchrun on GPUs, each rank uses ``cuda:LOCAL_RANK`` whatever ``train.device`` says."""
-    if world.active and name in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{world.local_rank}"
-    return name
+    """Under torchrun, a rank on GPUs uses ``cuda:LOCAL_RANK`` whatever index ``name`` gives
+    (``auto`` with CUDA present, ``cuda``, ``cuda:N``); ``cpu`` stays the CPU.
+
+    Raises:
+        TranslateError: LOCAL_RANK has no GPU of its own on this node.
+    """
+    if not world.active:
+        return name
+    gpu = name == "auto" or name == "cuda" or name.startswith("cuda:")
+    if not gpu or not torch.cuda.is_available():
+        return name  # cpu; or no CUDA, which resolve_device reports for an explicit cuda
+    count = torch.cuda.device_count()
+    if world.local_rank >= count:
+        raise TranslateError(
+            f"torchrun rank with LOCAL_RANK {world.local_rank} has no GPU of its own: {count} "
+            f"visible on this node; start at most {count} processes per node "
+            "(--nproc_per_node) or run on the CPU (--device cpu / train.device=cpu)")
+    return f"cuda:{world.local_rank}"
 
 
 def shutdown() -> None:
-    global WORLD
+    global WORLD, _CONTROL
     if dist.is_initialized():
         dist.destroy_process_group()
-    WORLD = World()
+    WORLD, _CONTROL = World(), None
 
 
 def barrier() -> None:
     if WORLD.active:
-        dist.barrier()
+        dist.barrier(group=_CONTROL)
 
 
 def gather_objects(value: Any) -> list[Any]:
@@ -159,5 +222,5 @@ def gather_objects(value: Any) -> list[Any]:
     if not WORLD.active:
         return [value]
     out: list[Any] = [None] * WORLD.size
-    dist.all_gather_object(out, value)
+    dist.all_gather_object(out, value, group=_CONTROL)
     return out

@@ -150,7 +150,7 @@ def _mean(scores: list[Scores]) -> Scores:
 def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None = None,
                      hole: str = "white", presets: tuple[str, ...] = (), seed: int = 0,
                      pair: str = "name", device: str | torch.device = "cpu",
-                     precision: str = "auto") -> InpaintEvalResult:
+                     precision: str = "fp32") -> InpaintEvalResult:
     """Score the model, cv2 Telea and cv2 Navier–Stokes on every image of ``images``.
 
     Args:
@@ -160,6 +160,8 @@ def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None 
         hole: mask file convention, ``white`` (nonzero = hole) or ``black`` (0 = hole).
         presets: generated masks, one set per preset, seeded by ``seed`` and the image index.
         pair: ``name`` (LaMa names or equal names, as ``translate infer``) or ``sorted``.
+        precision: fp32 by default, as the SR and translation evaluations: scores do not move
+            with the device (bf16 on a GPU would shift them).
 
     Raises:
         TranslateError: a missing folder, unpaired images or masks, a mask of another size,

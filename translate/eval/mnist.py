@@ -116,7 +116,7 @@ def classify(
 def generate_digits(model: Model, n: int, seed: int, batch: int = 500) -> torch.Tensor:
     """n digits in [0, 1] from a GAN generator or a VAE decoder, drawn from a seeded generator."""
     g = torch.Generator().manual_seed(seed)
-    net = model.networks["generator"] if model.task == "gan" else model.networks["vae"]
+    net = model.networks["G"] if model.task == "gan" else model.networks["vae"]
     out = []
     for i in range(0, n, batch):
         z = torch.randn(min(batch, n - i), int(model.meta["latent_dim"]), generator=g)

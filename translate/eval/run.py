@@ -5,6 +5,7 @@ needs, the table it prints (through ``translate.console``) and the JSON file it 
     cyclegan  → ``translate.eval.translation``  RUN/eval_translation.json
     inpaint   → ``translate.eval.inpaint``      RUN/eval_inpaint.json
     sr        → ``translate.eval.sr``           RUN/eval_sr.json
+    pix2pix   → ``translate.eval.paired``       RUN/eval_paired.json
 
 Each evaluation module is imported when its task is scored (the translation one brings the
 feature extractors).
@@ -15,15 +16,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from translate.errors import TranslateError, refuse_foreign_options
 from translate.io.atomic import atomic_write_text
+from translate.io.oserrors import check_writable, writing
 from translate.modelfile import Model, load_model
 from translate.runtime import resolve_device
-
-EVAL_TASKS = ("gan", "vae", "cyclegan", "inpaint", "sr")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class EvalOptions:
     scale: int | None = None  # sr: must be the model's
     per_image: bool = False  # sr: a table row per image
     tile: int = 0  # sr: tiled inference (LR tile side; 0 = whole image)
+    baseline: Path | None = None  # pix2pix: another pix2pix run scored beside (e.g. L1 only)
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,12 @@ class EvalOutcome:
 # cannot be told apart and are not checked.
 OPTION_TASKS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "real": ("--real", ("gan", "vae"), "gan and vae"),
-    "dir_a": ("--a", ("cyclegan",), "cyclegan"),
-    "dir_b": ("--b", ("cyclegan",), "cyclegan"),
-    "inception": ("--inception", ("cyclegan",), "cyclegan"),
-    "n_max": ("--n-max", ("cyclegan",), "cyclegan"),
-    "size": ("--size", ("cyclegan",), "cyclegan"),
+    "dir_a": ("--a", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
+    "dir_b": ("--b", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
+    "inception": ("--inception", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
+    "n_max": ("--n-max", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
+    "size": ("--size", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
+    "baseline": ("--baseline", ("pix2pix",), "pix2pix"),
     "images": ("--images", ("inpaint",), "inpainting"),
     "masks": ("--masks", ("inpaint",), "inpainting"),
     "mask_presets": ("--mask-preset", ("inpaint",), "inpainting"),
@@ -99,7 +102,8 @@ def results_dir(model: Model) -> Path:
 
     if model.path is not None and model.path.resolve().parent == models.HERE:
         folder = Path("eval") / model.path.name
-        folder.mkdir(parents=True, exist_ok=True)
+        with writing(folder, "create"):
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
     return Path(model.path)
 
@@ -114,17 +118,10 @@ def evaluate_run(run: str | Path, options: EvalOptions) -> EvalOutcome:
         TranslateError: a missing or unreadable model, an option for another task, a missing
             option the task needs, or bad evaluation data.
     """
-    model = load_model(run, task=EVAL_TASKS)
+    model = load_model(run, task=tuple(EVALUATORS))
     check_options(model.task, options, run)
-    o = options
-    if model.task == "sr":
-        return eval_sr(model, o.hr, o.lr, o.scale, per_image=o.per_image, tile=o.tile)
-    if model.task == "cyclegan":
-        return eval_translation(model, o.dir_a, o.dir_b, o.inception, n_max=o.n_max,
-                                size=o.size)
-    if model.task == "inpaint":
-        return eval_inpaint(model, o.images, o.masks, o.hole, o.pair, o.mask_presets, o.seed)
-    return eval_mnist(model, o.real, o.n, o.seed, title=f"{model.task} — {run}")
+    check_writable(results_dir(model))  # a read-only folder: refused before the evaluation
+    return EVALUATORS[model.task](model, options, run)
 
 
 def eval_mnist(model: Model, real: Path | None, n: int, seed: int,
@@ -138,27 +135,35 @@ def eval_mnist(model: Model, real: Path | None, n: int, seed: int,
     result = evaluate_mnist(model, real, n=n, seed=seed)
     print_mnist_result(result, title or f"{model.task} — {model.path}")
     path = results_dir(model) / "eval.json"
-    atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
+    with writing(path):
+        atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
     return EvalOutcome(path, time.perf_counter() - started)
 
 
 def eval_sr(model: Model, hr: Path | None, lr: Path | None, scale: int | None,
             per_image: bool = False, tile: int = 0) -> EvalOutcome:
     """sr: PSNR/SSIM (Y, border = scale), model vs bicubic (merged into RUN/eval_sr.json)."""
-    from translate.eval.sr import evaluate_sr, print_sr_result, save_sr_result
+    from translate.eval.sr import RESULT_FILE, evaluate_sr, print_sr_result, save_sr_result
 
     if hr is None:
         raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
     result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
     print_sr_result(result, f"sr — {model.path}", per_image=per_image)
-    return EvalOutcome(save_sr_result(results_dir(model), result), result.seconds)
+    with writing(results_dir(model) / RESULT_FILE):
+        path = save_sr_result(results_dir(model), result)
+    return EvalOutcome(path, result.seconds)
 
 
 def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: str = "white",
                  pair: str = "name", presets: tuple[str, ...] = (), seed: int = 0
                  ) -> EvalOutcome:
     """inpaint: model vs cv2 Telea / NS on the holes (merged into RUN/eval_inpaint.json)."""
-    from translate.eval.inpaint import evaluate_inpaint, print_inpaint_result, save_inpaint_result
+    from translate.eval.inpaint import (
+        RESULT_FILE,
+        evaluate_inpaint,
+        print_inpaint_result,
+        save_inpaint_result,
+    )
 
     if images is None:
         raise TranslateError("an inpainting model is scored with --images DIR and --masks DIR "
@@ -169,7 +174,8 @@ def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: st
     print_inpaint_result(result, f"inpaint — {model.path}")
     key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
            else f"{images} | presets {','.join(presets)} seed {seed}")
-    path = save_inpaint_result(results_dir(model), result, key)
+    with writing(results_dir(model) / RESULT_FILE):
+        path = save_inpaint_result(results_dir(model), result, key)
     return EvalOutcome(path, time.perf_counter() - started)
 
 
@@ -187,5 +193,61 @@ def eval_translation(model: Model, dir_a: Path | None, dir_b: Path | None,
                                   device=resolve_device("auto"))
     print_translation_table(result, title=f"{model.task} — {model.path}")
     path = results_dir(model) / "eval_translation.json"
-    atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
+    with writing(path):
+        atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
     return EvalOutcome(path, result.seconds)
+
+
+def eval_paired(model: Model, dir_a: Path | None, dir_b: Path | None,
+                baseline: Path | None = None, inception: Path | None = None,
+                n_max: int | None = None, size: int | None = None) -> EvalOutcome:
+    """pix2pix: PSNR/SSIM/L1 against the ground truth and FID/KID against the real targets,
+    beside the input as is and an optional baseline run (RUN/eval_paired.json)."""
+    from translate.eval.features import feature_extractor
+    from translate.eval.paired import RESULT_FILE, evaluate_paired, print_paired_table
+
+    if dir_a is None or dir_b is None:
+        raise TranslateError("a pix2pix model needs --a DIR and --b DIR (paired test images)")
+    other = load_model(baseline, task="pix2pix") if baseline is not None else None
+    features, metric = feature_extractor(inception)
+    result = evaluate_paired(model, dir_a, dir_b, features, metric, baseline=other,
+                             baseline_name=f"baseline {Path(baseline or '').name}", size=size,
+                             n_max=n_max, device=resolve_device("auto"))
+    print_paired_table(result, title=f"{model.task} — {model.path}")
+    path = results_dir(model) / RESULT_FILE
+    with writing(path):
+        atomic_write_text(path, json.dumps(result.as_dict(), indent=2) + "\n")
+    return EvalOutcome(path, result.seconds)
+
+
+def _mnist(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
+    return eval_mnist(model, o.real, o.n, o.seed, title=f"{model.task} — {run}")
+
+
+def _translation(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
+    return eval_translation(model, o.dir_a, o.dir_b, o.inception, n_max=o.n_max, size=o.size)
+
+
+def _inpaint(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
+    return eval_inpaint(model, o.images, o.masks, o.hole, o.pair, o.mask_presets, o.seed)
+
+
+def _sr(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
+    return eval_sr(model, o.hr, o.lr, o.scale, per_image=o.per_image, tile=o.tile)
+
+
+def _paired(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
+    return eval_paired(model, o.dir_a, o.dir_b, o.baseline, o.inception, n_max=o.n_max,
+                       size=o.size)
+
+
+# Task name → its evaluation: this layer's part of the task table (translate/tasks.py;
+# tests/test_tasks.py keeps the keys equal).
+EVALUATORS: dict[str, Callable[[Model, EvalOptions, str | Path], EvalOutcome]] = {
+    "gan": _mnist,
+    "vae": _mnist,
+    "cyclegan": _translation,
+    "inpaint": _inpaint,
+    "sr": _sr,
+    "pix2pix": _paired,
+}

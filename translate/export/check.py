@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -49,10 +50,17 @@ class Built:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """The exporters print progress and tracer warnings; the CLI shows its own summary."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    """The exporters print progress and tracer warnings, and torch.export logs its failures
+    (``E… _trace.py … always_classified is unsupported``) before raising them; the CLI shows
+    its own summary, or one error line."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(before)
 
 
 def reason(e: BaseException) -> str:

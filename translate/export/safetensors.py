@@ -15,7 +15,13 @@ from torch import nn
 
 from translate.errors import TranslateError
 from translate.export.check import Built
-from translate.modelfile import EXPORT_FORMAT, NETWORKS, load_module_state
+from translate.modelfile import (
+    EXPORT_FORMAT,
+    NETWORKS,
+    build_network,
+    export_meta,
+    load_module_state,
+)
 
 
 def build_safetensors(net: nn.Module, meta: dict[str, str],
@@ -58,12 +64,15 @@ def load_exported_network(data: bytes | str | Path, label: str | None = None
         raise TranslateError(f"cannot read {label}: {e}") from None
     if meta.get("format") != EXPORT_FORMAT:
         raise TranslateError(f"{label} is not a translate export (no metadata)")
+    export_meta(label, meta)
     try:
         description = json.loads(meta["model_json"])
         cls = NETWORKS[meta["class"]]
-        net = cls(**description["networks"][meta["network"]].get("args", {}))
+        args = description["networks"][meta["network"]].get("args", {})
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
         raise TranslateError(f"{label}: incomplete export metadata ({type(e).__name__}: {e})"
                              ) from None
+    # The arguments are checked, and the size bounded, as model.json's before anything is built.
+    net = build_network(f"{label} (model_json)", cls, args)
     load_module_state(net, tensors, label)
     return net.eval(), meta

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from translate.errors import TranslateError
-from translate.infer.wrap import PadCrop, size_multiple, value_range
+from translate.infer.wrap import PadCrop, padding, size_multiple, value_range
 from translate.modelfile import EXPORT_FORMAT, Model
 from translate.version import __version__
 
@@ -60,7 +60,8 @@ _IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}
 def _as_inferred(net: nn.Module, meta: dict[str, Any]) -> nn.Module:
     """The image network as the PyTorch pipelines run it, in its own value range (the file's
     metadata names the range; ``translate.infer.onnx`` maps it)."""
-    return PadCrop(net, size_multiple(net, meta), int(getattr(net, "scale", 1)))
+    return PadCrop(net, size_multiple(net, meta), int(getattr(net, "scale", 1)),
+                   padding=padding(meta))
 
 
 def _latent(net: nn.Module, batch: int, size: tuple[int, int], g: torch.Generator,
@@ -88,8 +89,8 @@ def _image_and_mask(net: nn.Module, batch: int, size: tuple[int, int], g: torch.
 
 INPAINT_MAX_SIDE = 8192
 
-# Task → how its networks are exported. Explicit on purpose (see DESIGN.md: one dict where the
-# CLI needs names).
+# Task name → how its networks are exported: this layer's part of the task table
+# (translate/tasks.py); with NOT_EXPORTABLE it holds every task (tests/test_tasks.py).
 EXPORTS: dict[str, ExportSpec] = {
     "cyclegan": ExportSpec(
         classes=("ResnetGenerator",), wrap=_as_inferred,
@@ -119,6 +120,20 @@ EXPORTS: dict[str, ExportSpec] = {
         # every image up to it. An example of 37×53 (6 levels) was off by 2e-4 at 29×70.
         example=(2, (9, INPAINT_MAX_SIDE - 1)), max_side=INPAINT_MAX_SIDE,
     ),
+    "pix2pix": ExportSpec(
+        # The U-Net's multiple (2**num_downs: 128, 256) exceeds small images: the graph pads by
+        # repeated reflection (layers.mirror_pad_to_multiple), the same for every size.
+        classes=("UnetGenerator",), wrap=_as_inferred,
+        inputs=_images, input_names=("image",), output_names=("output",),
+        axes=(_IMAGE_AXES,),
+    ),
+}
+
+
+# Task name → why it has no export.
+NOT_EXPORTABLE: dict[str, str] = {
+    "vae": "sampling and interpolation use its encoder and decoder apart, and no export of "
+           "them is defined",
 }
 
 

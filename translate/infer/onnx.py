@@ -12,25 +12,29 @@ metadata, written by ``translate export``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from translate import runtime
 from translate.errors import TranslateError
 from translate.infer.inpaint import MaskFolder
 from translate.infer.wrap import from_network, to_network
-from translate.modelfile import EXPORT_FORMAT
+from translate.modelfile import EXPORT_FORMAT, export_meta
+from translate.runtime import World
+from translate.tasks import names
 
 # Tasks whose exported graph maps images to images (inpainting takes a mask as well).
-IMAGE_TASKS = ("cyclegan", "sr", "inpaint")
+IMAGE_TASKS = names("image")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
-def providers_for(device: str) -> list:
+def providers_for(device: str, world: World | None = None) -> list:
     """onnxruntime execution providers for ``--device``: ``auto`` (CUDA when this onnxruntime
-    has it, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    has it, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. Under torchrun (``world``, default
+    ``runtime.WORLD``) a rank on GPUs takes GPU LOCAL_RANK, as PyTorch models do
+    (``runtime.device_for``).
 
     Raises:
         TranslateError: CUDA asked for but not available, or an unknown device.
@@ -38,8 +42,10 @@ def providers_for(device: str) -> list:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
+    world = runtime.WORLD if world is None else world
+    ranked = [(CUDA, {"device_id": world.local_rank}), CPU] if world.active else [CUDA, CPU]
     if device == "auto":
-        return [CUDA, CPU] if CUDA in available else [CPU]
+        return ranked if CUDA in available else [CPU]
     if device == "cpu":
         return [CPU]
     if device == "cuda" or device.startswith("cuda:"):
@@ -49,7 +55,7 @@ def providers_for(device: str) -> list:
         index = device.partition(":")[2] or "0"
         if not index.isdigit():
             raise TranslateError(f"--device {device}: expected cuda:N")
-        return [(CUDA, {"device_id": int(index)}), CPU]
+        return ranked if world.active else [(CUDA, {"device_id": int(index)}), CPU]
     raise TranslateError(f"--device {device}: expected auto, cpu, cuda or cuda:N")
 
 
@@ -87,7 +93,8 @@ class OnnxPipeline:
         if meta.get("format") != EXPORT_FORMAT:
             raise TranslateError(f"{path} has no translate metadata; "
                                  "make it with `translate export RUN --format onnx`")
-        self.task = meta.get("task", "")
+        values = export_meta(str(path), meta)  # parsed and checked, as model.json's
+        self.task = meta["task"]
         if self.task not in IMAGE_TASKS:
             raise TranslateError(f"{path} holds a '{self.task}' model; infer runs image-to-image "
                                  f"models ({', '.join(IMAGE_TASKS)})")
@@ -96,12 +103,12 @@ class OnnxPipeline:
             raise TranslateError(f"{path} translates {self.direction}, not {direction} "
                                  "(export the other direction)")
         self.meta = meta
-        self.lo, self.hi = (float(v) for v in json.loads(meta["value_range"]))
+        self.lo, self.hi = (float(v) for v in values["value_range"])
         self.value_range = (self.lo, self.hi)
-        self.scale = int(meta.get("scale", "1"))
-        self.multiple = int(meta.get("size_multiple", "1"))
+        self.scale = values["scale"]
+        self.multiple = values["size_multiple"]
         # The graph is right only up to this side (size-dependent loops fixed at export).
-        self.max_side = int(meta["max_side"]) if meta.get("max_side") else None
+        self.max_side = values.get("max_side")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.needs_mask = len(self.input_names) == 2  # (image, mask): inpainting
         self.providers = self.session.get_providers()
@@ -139,7 +146,7 @@ class OnnxPipeline:
 def onnx_pipeline(path: Path, device: str = "auto", direction: str | None = None,
                   precision: str = "auto", compile: bool = False, masks: Path | None = None,
                   hole: str = "white", max_pixels: int | None = None,
-                  pytorch_only: dict[str, object] | None = None
+                  pytorch_only: dict[str, object] | None = None, require_masks: bool = True
                   ) -> tuple[OnnxPipeline, MaskFolder | None]:
     """The pipeline (and, for inpainting, the mask folder) ``translate infer`` runs for a
     ``.onnx`` file.
@@ -163,7 +170,7 @@ def onnx_pipeline(path: Path, device: str = "auto", direction: str | None = None
     if masks is not None and not pipeline.needs_mask:
         raise TranslateError(f"--masks is for inpainting models; {path} holds a "
                              f"'{pipeline.task}' model")
-    if not pipeline.needs_mask:
+    if not pipeline.needs_mask or (masks is None and not require_masks):
         return pipeline, None
     if masks is None:
         raise TranslateError(f"{path} holds an inpainting model: give the holes with "

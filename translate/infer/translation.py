@@ -1,18 +1,21 @@
-"""Translation inference: a CycleGAN generator at each image's own resolution."""
+"""Translation inference: a CycleGAN or pix2pix generator at each image's own resolution."""
 
 from __future__ import annotations
 
 import torch
 
 from translate.errors import TranslateError
-from translate.infer.wrap import PadCrop, size_multiple, value_range
+from translate.infer.wrap import PadCrop, padding, size_multiple, value_range
 from translate.modelfile import Model
 from translate.nets.winograd import fast_inference
 from translate.runtime import Precision
 
 
 class TranslationPipeline:
-    """A translation generator (CycleGAN) applied at the image's own resolution.
+    """A translation generator (CycleGAN, pix2pix) applied at the image's own resolution.
+
+    A model with ``directions`` (CycleGAN) runs the one asked for; a one-way model (pix2pix:
+    no ``directions``, its generator ``G``) translates ``a2b``, A → B as it was trained.
 
     ``pipeline(x)`` takes (B, 3, H, W) floats in [0, 1] and returns the same shape in [0, 1].
     ``fast_conv`` (default: on for CPU at fp32) runs the generator's 3x3 stride-1 convs with
@@ -23,10 +26,16 @@ class TranslationPipeline:
                  precision: str = "auto", channels_last: bool | None = None,
                  compile: bool = False, fast_conv: bool | None = None):
         directions: dict[str, str] = model.meta.get("directions", {})
+        if not directions and "G" in model.networks:
+            directions = {"a2b": "G"}  # one-way (pix2pix)
         if direction not in directions:
             have = ", ".join(directions) or "none"
             raise TranslateError(f"the model has no direction {direction!r} (it has: {have})")
         self.device = torch.device(device)
+        if fast_conv and self.device.type != "cpu":
+            # cuDNN's convolutions (with their own Winograd kernels) beat it on a GPU.
+            raise TranslateError(f"--fast-conv is a CPU path; on {self.device} the stock "
+                                 "convolutions are faster (drop --fast-conv)")
         self.net = model.networks[directions[direction]].to(self.device).eval()
         self.multiple = size_multiple(self.net, model.meta)
         self.precision = Precision(precision, self.device)
@@ -48,7 +57,7 @@ class TranslationPipeline:
             # compilation (tens of seconds on a CPU), so it pays off on large folders only.
             self.net = torch.compile(self.net, dynamic=True)
         self.wrapped = PadCrop(self.net, self.multiple, value_range=value_range(model),
-                               memory_format=self.memory_format)
+                               memory_format=self.memory_format, padding=padding(model.meta))
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,17 +14,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from translate.errors import TranslateError
 from translate.modelfile import Model
-from translate.nets.layers import crop_to, pad_to_multiple
-
-# The value range a task's networks work in when model.json does not say.
-DEFAULT_RANGE = {"sr": (0.0, 1.0)}
+from translate.nets.layers import crop_to, mirror_pad_to_multiple, pad_to_multiple
+from translate.tasks import TASKS
 
 
 def value_range(model: Model) -> tuple[float, float]:
     """(lo, hi) of the values ``model``'s networks take and give: model.json's ``value_range``,
-    else [0, 1] for super-resolution and [-1, 1] (tanh) for the others."""
-    lo, hi = model.meta.get("value_range", DEFAULT_RANGE.get(model.task, (-1.0, 1.0)))
+    else the task's (translate/tasks.py: [0, 1] for super-resolution, [-1, 1] (tanh) for the
+    others)."""
+    row = TASKS.get(model.task)
+    lo, hi = model.meta.get("value_range", row.value_range if row else (-1.0, 1.0))
     return float(lo), float(hi)
 
 
@@ -32,6 +33,25 @@ def size_multiple(net: nn.Module, meta: dict[str, Any]) -> int:
     """The multiple H and W must have for ``net``: model.json's ``size_multiple``, else the
     network's own (a ResNet generator's ``2 ** n_down``), else 1."""
     return int(meta.get("size_multiple", getattr(net, "size_multiple", 1)))
+
+
+PADDINGS = {"reflect": pad_to_multiple, "mirror": mirror_pad_to_multiple}
+
+
+def padding(meta: dict[str, Any]) -> str:
+    """How images are padded to the size multiple: model.json's ``padding``, else ``reflect``
+    (``layers.pad_to_multiple``: reflect, replicate where an image is too small to reflect);
+    ``mirror`` (``layers.mirror_pad_to_multiple``: reflection repeated for pads longer than
+    the image, one graph for every size) is what pix2pix's large U-Net multiples need.
+
+    Raises:
+        TranslateError: an unknown padding.
+    """
+    mode = meta.get("padding", "reflect")
+    if mode not in PADDINGS:
+        raise TranslateError(f"model.json: 'padding' must be one of {', '.join(PADDINGS)}, "
+                             f"got {mode!r}")
+    return mode
 
 
 def to_network(x: Any, value_range: tuple[float, float]) -> Any:
@@ -65,25 +85,28 @@ class PadCrop(nn.Module):
         value_range: (lo, hi) of the network's values; None: inputs and outputs stay in the
             network's range (what ``translate export`` writes).
         memory_format: ``torch.channels_last`` to hand the network NHWC inputs.
+        padding: ``reflect`` or ``mirror`` (see :func:`padding`).
     """
 
     def __init__(self, net: nn.Module, multiple: int = 1, scale: int = 1,
                  value_range: tuple[float, float] | None = None,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 padding: str = "reflect"):
         super().__init__()
         self.net, self.multiple, self.scale = net, multiple, scale
+        self.pad = PADDINGS[padding]
         self.value_range, self.memory_format = value_range, memory_format
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.value_range is not None:
             image = to_network(image, self.value_range)
-        padded, (h, w) = pad_to_multiple(image, self.multiple)  # (B, C, H', W')
+        padded, (h, w) = self.pad(image, self.multiple)  # (B, C, H', W')
         if self.memory_format is not torch.contiguous_format:
             padded = padded.contiguous(memory_format=self.memory_format)
         if mask is None:
             y = self.net(padded)
         else:
-            y = self.net(padded, pad_to_multiple(mask, self.multiple)[0])  # mask (B, 1, H', W')
+            y = self.net(padded, self.pad(mask, self.multiple)[0])  # mask (B, 1, H', W')
         y = crop_to(y, (h * self.scale, w * self.scale))
         if self.value_range is None:
             return y

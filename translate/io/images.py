@@ -20,6 +20,7 @@ half-written file under the final name.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -46,6 +47,10 @@ IMAGE_EXTENSIONS = frozenset(
 # 150 MP: above the largest camera sensors (~100 MP), below sizes that exhaust memory once
 # converted to float32 (150e6 * 3 channels * 4 bytes = 1.8 GB).
 DEFAULT_MAX_PIXELS = 150_000_000
+# Outputs may be larger than inputs (super-resolution): 400 MP holds a ×4 of a 25 MP photo, and
+# the SR memory budget (translate.infer.memory) bounds what making it costs. A --max-pixels the
+# user gives bounds inputs and outputs alike.
+DEFAULT_MAX_OUTPUT_PIXELS = 400_000_000
 
 # Decoders Pillow may try ("JPEG" also opens multi-picture camera JPEGs as MPO).
 _PIL_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
@@ -621,3 +626,37 @@ def _write_pil(
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     with atomic_open(path) as f:
         image.save(f, format=fmt, **options)
+
+
+@dataclass(frozen=True)
+class PlainJpeg:
+    """A JPEG file's bytes and header facts, for decoders outside Pillow (nvJPEG on a GPU)."""
+
+    data: bytes
+    height: int
+    width: int
+    gray: bool  # one channel: read_image gives (H, W, 1), written back as grayscale
+
+
+def probe_plain_jpeg(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                     ) -> PlainJpeg | None:
+    """The file's bytes when it is a JPEG that a plain decoder reads as :func:`read_image`
+    does: a regular file, one frame, 8-bit YCbCr/RGB or grayscale, no EXIF rotation, within
+    ``max_pixels``. None for anything else (CMYK, an MPO, a rotated photo, a damaged header):
+    those go through :func:`read_image`, which decodes or explains them. Reads the header only
+    besides the bytes; a cut-off scan is found by the decoder."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+            width, height = im.size
+            if (im.mode not in ("RGB", "L") or int(getattr(im, "n_frames", 1)) != 1
+                    or width < 1 or height < 1
+                    or (max_pixels is not None and width * height > max_pixels)
+                    or im.getexif().get(_ORIENTATION_TAG, 1) != 1):
+                return None
+            return PlainJpeg(data, height, width, im.mode == "L")
+    except Exception:  # not a JPEG, unreadable, broken EXIF: read_image's business
+        return None

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from translate.errors import TranslateError
 from translate.io.paths import display
@@ -72,3 +73,17 @@ def writing(path: str | os.PathLike, action: str = "write", note: str = "") -> I
             raise
         raise TranslateError(f"cannot {action} {display(path)}: {reason(cause)}"
                              + (f"; {note}" if note else "")) from None
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Make and remove a temp file in ``folder``, so that a read-only or unwritable destination
+    stops a command before its work, not after: ``cannot write in FOLDER: read-only file
+    system``.
+
+    Raises:
+        TranslateError: the folder takes no new file.
+    """
+    from translate.io.atomic import temp_path_for  # atomic.py's temp names; same layer
+
+    with writing(folder, "write in"):
+        temp_path_for(Path(folder) / "probe").unlink()

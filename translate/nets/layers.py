@@ -30,6 +30,27 @@ class InstanceNorm(nn.GroupNorm):
     def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
         super().__init__(channels, channels, eps=eps, affine=affine)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        if x.device.type == "cpu":
+            return super().forward(x)
+        # On a GPU, ``group_norm`` under autocast casts its input to fp32 and its kernel wants
+        # NCHW, so each of a ResNet's norms would copy a channels_last activation twice;
+        # this keeps the input's memory format and dtype (statistics in fp32).
+        return instance_norm_nhwc(x, self.eps, self.weight, self.bias)
+
+
+def instance_norm_nhwc(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
+                       bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Instance normalisation of (B, C, H, W) ``x`` in its own memory format and dtype: per
+    image and channel, (x − mean) / sqrt(var + eps) over H × W, the mean and (biased) variance
+    taken in fp32; then ``weight`` and ``bias`` per channel when given."""
+    xf = x.float()  # x itself at fp32; in fp32 the centring below cannot cancel
+    var, mean = torch.var_mean(xf, dim=(-2, -1), keepdim=True, correction=0)  # (B, C, 1, 1)
+    y = (xf - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = torch.addcmul(bias.float().view(1, -1, 1, 1), y, weight.float().view(1, -1, 1, 1))
+    return y.to(x.dtype)
+
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """Return the 2-D normalisation layer named ``kind`` for ``channels`` feature maps.
@@ -172,6 +193,34 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
         return x, (h, w)
     mode = "reflect" if h > ph and w > pw else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def _mirror_index(n: int, total: int, device: torch.device) -> torch.Tensor:
+    """Indices 0 … total − 1 of a side of ``n`` pixels reflected about its ends as often as
+    needed (period 2n − 2: 0 1 2 1 0 1 2 …); ``n`` = 1 repeats its one pixel."""
+    # The period as a (1,) tensor, 2·(n − 1) from the last index of arange(n): the ONNX exporter
+    # translates tensor arithmetic on a dynamic size, but not torch.sym_max of one.
+    period = (torch.arange(n, device=device)[-1:] * 2).clamp_(min=1)
+    i = torch.arange(total, device=device) % period
+    return torch.minimum(i, period - i)
+
+
+def mirror_pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom and right of ``x`` (B, C, H, W) to multiples of ``m``, however
+    large the pad: the reflection is repeated where the pad is longer than the image (NumPy's
+    ``pad(..., "reflect")``). Where the pad is shorter it equals :func:`pad_to_multiple`.
+
+    One gather per axis and no branch on the size, so a graph exported at one size pads every
+    size alike; a U-Net's multiple (256) is larger than many images, where ``F.pad`` reflect
+    fails and :func:`pad_to_multiple` would switch to replicate (a branch an exporter fixes).
+
+    Returns:
+        The padded images and the original ``(h, w)`` to give to :func:`crop_to`.
+    """
+    h, w = x.shape[-2:]
+    rows = _mirror_index(h, h + (-h % m), x.device)
+    cols = _mirror_index(w, w + (-w % m), x.device)
+    return x.index_select(-2, rows).index_select(-1, cols), (h, w)
 
 
 def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -142,23 +142,34 @@ def frozen(modules: Iterable[nn.Module]) -> Iterator[None]:
 def _optimize(
     losses: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, precision: Precision
 ) -> dict[str, float]:
+    """Backward of the summed ``losses``, then one optimizer step unless the loss or (fp32 and
+    bf16) a gradient is not finite.
+
+    The named values and both checks come back to the host in one transfer: a GPU waits for the
+    host once per optimizer step, not once per loss and check. The backward runs before the
+    loss is known to be finite; a non-finite one only has its gradients dropped, so no update
+    is applied, as when it was checked first.
+    """
     total = sum(losses.values())
-    values = {k: float(v.detach()) for k, v in losses.items()}
-    # Agreed across ranks, so that every rank skips (or takes) the same updates.
-    if not distributed.all_agree(bool(torch.isfinite(total.detach())), total.device):
-        optimizer.zero_grad(set_to_none=True)
-        raise NonFiniteLoss(values)
     optimizer.zero_grad(set_to_none=True)
     precision.backward(total)
     distributed.average_gradients(optimizer)  # no-op in a single process
-    # A finite loss can still give NaN/inf gradients (e.g. a faulty low-precision kernel). fp16's
-    # GradScaler skips such updates itself; for fp32/bf16 check here, so they are never applied.
-    if not precision.scaler.is_enabled():
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
-        if not distributed.all_agree(finite, total.device):
-            optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLoss(values, what="gradients")
+    # bad = [loss not finite, gradients not finite], summed over ranks so that every rank skips
+    # (or takes) the same updates. A finite loss can still give NaN/inf gradients (e.g. a
+    # faulty low-precision kernel); fp16's GradScaler skips those updates itself.
+    loss_bad = ~torch.isfinite(total.detach())
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if grads and not precision.scaler.is_enabled():
+        grads_bad = ~torch.stack([torch.isfinite(g).all() for g in grads]).all()
+    else:
+        grads_bad = torch.zeros_like(loss_bad)
+    bad = distributed.sum_across_ranks(torch.stack([loss_bad, grads_bad]).float())
+    named = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+    host = torch.cat([bad.to(named.device), named]).tolist()  # the one host sync
+    values = dict(zip(losses, host[2:], strict=True))
+    if host[0] or host[1]:
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteLoss(values, what="loss" if host[0] else "gradients")
     precision.step(optimizer)
     return values
 

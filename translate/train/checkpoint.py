@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from translate import runtime
 from translate.config import to_dict
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_open
 from translate.modelfile import load_module_state
-from translate.runtime import Precision
+from translate.runtime import Precision, World
+from translate.tasks import current_names
 
 FORMAT = 1
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
@@ -40,7 +42,8 @@ class Position:
 
 
 def capture_rng() -> dict[str, Any]:
-    """Every RNG a training step may touch: python, numpy, torch CPU and each CUDA device."""
+    """Every RNG a training step may touch: python, numpy, torch CPU and the current CUDA
+    device's (the one this process trains on; under torchrun each rank's own)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
     return {
@@ -48,7 +51,7 @@ def capture_rng() -> dict[str, Any]:
         # numpy's key array goes in as a tensor: weights_only loading refuses numpy objects.
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
     }
 
 
@@ -58,8 +61,14 @@ def restore_rng(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    states = state["cuda"]
+    if states and torch.cuda.is_available():
+        # One state (the device it was trained on), or one per GPU from older checkpoints:
+        # the current device takes its own where there is one. Never all of them: a host with
+        # fewer GPUs than the one that wrote the checkpoint could not take them.
+        current = torch.cuda.current_device()
+        torch.cuda.set_rng_state(states[current] if 1 < len(states) and current < len(states)
+                                 else states[0])
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -92,6 +101,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise TranslateError(f"cannot load checkpoint {path}: {_load_failure(e)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise TranslateError(f"{path} is not a translate training checkpoint (format {FORMAT})")
+    # Checkpoints from before the one naming of networks load under today's names
+    # (translate/tasks.py).
+    for key in ("networks", "architecture"):
+        if isinstance(state.get(key), dict):
+            state[key] = current_names(state.get("task"), state[key])
     return state
 
 
@@ -115,7 +129,8 @@ def architecture(task: Any) -> dict[str, Any]:
     }
 
 
-def save_state(task: Any, precision: Precision, config: Any, pos: Position) -> dict[str, Any]:
+def save_state(task: Any, precision: Precision, config: Any, pos: Position,
+               rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The checkpoint dict of a training task at ``pos`` (for :func:`save_checkpoint`).
 
     Args:
@@ -123,6 +138,8 @@ def save_state(task: Any, precision: Precision, config: Any, pos: Position) -> d
         precision: its GradScaler's state is saved.
         config: the run's whole typed config, stored with the state.
         pos: the loop's position; every RNG is captured now.
+        rng_ranks: under torchrun, every rank's :func:`capture_rng` in rank order (gathered by
+            the loop), so that each rank resumes its own streams.
     """
     return {
         "task": task.name,
@@ -137,6 +154,7 @@ def save_state(task: Any, precision: Precision, config: Any, pos: Position) -> d
         "batch_in_epoch": pos.batch_in_epoch,
         "nonfinite_skipped": pos.skipped,
         "rng": capture_rng(),
+        **({"rng_ranks": rng_ranks} if rng_ranks else {}),
         "extra": task.extra_state(),
     }
 
@@ -175,5 +193,19 @@ def restore_state(task: Any, precision: Precision, state: dict[str, Any], path: 
     task.load_extra_state(state.get("extra", {}))
     pos = Position(state["step"], state["epoch"], state["batch_in_epoch"],
                    state.get("nonfinite_skipped", 0))
-    restore_rng(state["rng"])
+    restore_rng(rank_rng(state, runtime.WORLD, pos.step))
     return pos
+
+
+def rank_rng(state: dict[str, Any], world: World, step: int) -> dict[str, Any]:
+    """The RNG states this rank resumes with: its own where the checkpoint holds every rank's
+    (written by as many ranks), else rank 0's — and then a rank > 0 is reseeded from
+    (``train.seed``, rank, step) right after, so that ranks still draw different noise."""
+    ranks = state.get("rng_ranks") or []
+    if world.active and len(ranks) == world.size:
+        return ranks[world.rank]
+    if world.rank:
+        seed = int(state.get("config", {}).get("train", {}).get("seed", 0))
+        runtime.seed_rank(runtime.rank_seed(seed, step + 1), world.rank)
+        return capture_rng()  # the reseeded streams, in place of rank 0's
+    return state["rng"]

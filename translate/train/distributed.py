@@ -38,6 +38,14 @@ def average_gradients(optimizer: torch.optim.Optimizer) -> None:
         offset += g.numel()
 
 
+def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over ranks, in place and without waiting on the host (``t`` itself when run
+    plainly)."""
+    if runtime.WORLD.active:
+        dist.all_reduce(t)
+    return t
+
+
 def all_agree(flag: bool, device: torch.device) -> bool:
     """True only if ``flag`` is true on every rank."""
     if not runtime.WORLD.active:

@@ -60,11 +60,21 @@ def load_train_config(task_name: str, config: str | Path | None = None,
 
 
 def build_task(task_name: str, cfg: Any, device: torch.device) -> Task:
-    """Seed every RNG with ``train.seed``, then build the task (networks, optimizers, data)."""
-    from translate.train.tasks import TASKS  # the tasks import this package's loop
+    """Seed every RNG with ``train.seed``, then build the task (networks, optimizers, data).
+
+    The networks start alike on every rank (``fit`` broadcasts rank 0's anyway); then each
+    rank > 0 gets RNG streams of its own (:func:`translate.runtime.seed_rank`), so the noise
+    drawn while training differs between ranks. On a GPU, cuDNN picks the fastest algorithm
+    for each of training's fixed shapes once (``cudnn.benchmark``).
+    """
+    from translate.train.tasks import TASK_CLASSES  # the tasks import this package's loop
 
     runtime.seed_everything(cfg.train.seed)
-    return TASKS[task_name](cfg, device)
+    task = TASK_CLASSES[task_name](cfg, device)
+    runtime.seed_rank(cfg.train.seed, runtime.WORLD.rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return task
 
 
 def train(task_name: str, config: str | Path | None = None,
@@ -79,7 +89,8 @@ def train(task_name: str, config: str | Path | None = None,
         TranslateError: anything the user can fix, in one line (see :func:`fit`).
     """
     cfg = load_train_config(task_name, config, overrides, out, resume)
-    world = runtime.init_from_env()  # torchrun: join the group (no-op otherwise)
+    # torchrun: join the group (no-op otherwise), NCCL or gloo by where this rank computes
+    world = runtime.init_from_env(cfg.train.device)
     try:
         if out is None:
             if world.active:

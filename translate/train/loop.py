@@ -30,7 +30,7 @@ from translate.signals import StopSignals
 from translate.train import distributed
 from translate.train.adversarial import NonFiniteLoss, adversarial_step
 from translate.train.board import summary_writer_class
-from translate.train.checkpoint import Position, save_state
+from translate.train.checkpoint import Position, capture_rng, save_state
 from translate.train.resume import resume as resume_run
 from translate.train.run import MetricsLog, RunFolder
 
@@ -60,10 +60,18 @@ class Ema:
 
     @torch.no_grad()
     def update(self) -> None:
-        for p_ema, p in zip(self.model.parameters(), self.net.parameters(), strict=True):
-            p_ema.lerp_(p.detach(), 1.0 - self.decay)
-        for b_ema, b in zip(self.model.buffers(), self.net.buffers(), strict=True):
-            b_ema.copy_(b)
+        # Multi-tensor ops: one kernel launch per group of tensors on a GPU, not one per tensor
+        # (the CPU runs them one tensor at a time, as lerp_ / copy_ did).
+        averages, params = list(self.model.parameters()), list(self.net.parameters())
+        if len(averages) != len(params):
+            raise ValueError("the EMA copy no longer matches its network's parameters")
+        if averages:
+            torch._foreach_lerp_(averages, [p.detach() for p in params], 1.0 - self.decay)
+        buffers, sources = list(self.model.buffers()), list(self.net.buffers())
+        if len(buffers) != len(sources):
+            raise ValueError("the EMA copy no longer matches its network's buffers")
+        if buffers:
+            torch._foreach_copy_(buffers, sources)
 
 
 @contextlib.contextmanager
@@ -336,9 +344,11 @@ def due(step: int, every: int, total: int) -> bool:
 
 def save(run: RunFolder, task: Task, precision: Precision, config: Any, pos: Position,
          main: bool) -> None:
-    """Checkpoint and model files (rank 0 only; the ranks hold the same state)."""
+    """Checkpoint and model files, written by rank 0 (the ranks hold the same weights); under
+    torchrun every rank calls this, handing rank 0 its RNG states to store beside its own."""
+    rng_ranks = runtime.gather_objects(capture_rng()) if runtime.WORLD.active else None
     if main:
-        run.save(save_state(task, precision, config, pos), task)
+        run.save(save_state(task, precision, config, pos, rng_ranks), task)
 
 
 def interrupted(signum: int | None, step: int, checkpoint: Path) -> TrainingInterrupted:

@@ -57,9 +57,9 @@ class GanTask(Task):
         self.z_grid = fixed_noise(GRID, self.latent_dim, cfg.train.seed + 1, device)
 
     def networks(self) -> dict[str, nn.Module]:
-        nets = {"generator": self.G, "discriminator": self.D}
+        nets = {"G": self.G, "D": self.D}
         if self.emas:
-            nets["generator_ema"] = self.emas["G"].model
+            nets["G_ema"] = self.emas["G"].model
         return nets
 
     def generate(self, real: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ class GanTask(Task):
         return make_grid((images + 1) / 2, nrow=8, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
-        return {"generator": self.inference_generator("G")}, {
+        return {"G": self.inference_generator("G")}, {
             "value_range": [-1.0, 1.0], "latent_dim": self.latent_dim, "ema": bool(self.emas)}
 
 

@@ -44,7 +44,7 @@ def load_initial_generator(path: str, G: SRGenerator) -> None:
         TranslateError: no model there, a model of another task, or other network arguments.
     """
     model = load_model(path, task="sr")
-    source = model.networks["generator"]
+    source = model.networks["G"]
     if source.config != G.config:
         raise TranslateError(
             f"model.init_from {path}: its generator {source.config} differs from the "
@@ -100,11 +100,11 @@ class SrTask(Task):
         self.grid_hr = torch.stack([g["hr"] for g in grid]).to(device)
 
     def networks(self) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {"generator": self.G}
+        nets: dict[str, nn.Module] = {"G": self.G}
         if self.D is not None:
-            nets["discriminator"] = self.D
+            nets["D"] = self.D
         if self.emas:
-            nets["generator_ema"] = self.emas["G"].model
+            nets["G_ema"] = self.emas["G"].model
         return nets
 
     # ── The core's three calls.
@@ -143,7 +143,7 @@ class SrTask(Task):
         return make_grid(torch.cat(rows), nrow=3, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
-        return {"generator": self.inference_generator("G")}, {
+        return {"G": self.inference_generator("G")}, {
             "value_range": [0.0, 1.0],
             "scale": self.G.scale,
             "channels": 3,

@@ -319,6 +319,18 @@ def test_sample_out_that_is_a_folder_is_refused_before_work(models: dict[str, Pa
     assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())
 
 
+def test_sample_replaces_an_existing_file_only_with_overwrite(models: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"the user's own picture")
+    line = one_error(invoke("sample", models["gan"], "--n", 4, "--out", grid))
+    assert line == f"error: {grid} exists; add --overwrite to replace it"
+    assert grid.read_bytes() == b"the user's own picture"
+    result = invoke("sample", models["gan"], "--n", 4, "--out", grid, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # ── export: the run's files, existing files, folders; atomic writes.
 
 

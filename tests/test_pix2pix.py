@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,15 @@ def test_l1_only_skips_the_d_step_and_leaves_d_unchanged(root: Path) -> None:
     assert_same_state(d_before, snapshot(task.D))
     assert task.opt_d.state == {}  # never stepped
     assert any(not torch.equal(g_before[k], v) for k, v in task.G.state_dict().items())
+    # The epoch's end moves every schedule, D's too, without torch's "scheduler before
+    # optimizer" warning for the D that never stepped.
+    _, by_epochs = build(root, "loss.adversarial=0", "train.epochs=1",
+                         "train.epochs_decay=1")
+    assert len(by_epochs.schedulers) == 2
+    by_epochs.train_step(batch_of(by_epochs, 0, 1), Precision("fp32", CPU))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_epochs.end_epoch()
 
 
 def test_btoa_swaps_the_folders(root: Path) -> None:

@@ -233,6 +233,7 @@ def sample(
     manifold: bool = typer.Option(
         False, "--manifold", help="VAE with a 2-D latent: decode a grid over the plane."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Write a grid of generated images."""
     with user_errors():
@@ -240,6 +241,8 @@ def sample(
         from translate.modelfile import load_model
 
         _grid_format(out)
+        if out.exists() and not overwrite:
+            raise TranslateError(f"{out} exists; add --overwrite to replace it")
         model = load_model(bundled_or_path(run), task=names("latent"))
         if interpolate and manifold:
             raise TranslateError("choose one of --interpolate and --manifold")

@@ -538,30 +538,19 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
     report = InferReport(total=plan.total, skipped_existing=plan.existing,
                          failures=list(plan.failures))
     if world.main:
-        with writing(output_dir, "create the output folder"):
-            output_dir.mkdir(parents=True, exist_ok=True)
-        check_writable(output_dir)  # read-only: stop before any work
-        with writing(output_dir, "write in"):
-            # A killed run's temp files (none of ours exist yet: the other ranks wait below).
-            remove_stale_temp_files(output_dir)
-            for old in output_dir.glob(RANK_FAILURES.format(rank="*")):
-                old.unlink()
+        _prepare_output(output_dir)
     runtime.barrier()
     device = getattr(pipeline, "device", None)
-    if num_workers is None:
-        num_workers = default_decode_workers(len(jobs), device)
     gpu = device is not None and device.type == "cuda"
-    decode = _Decode(jobs, max_pixels, masks, device_jpeg=gpu and device_jpeg_decoding(device))
-    loader = DataLoader(decode, batch_size=None, num_workers=num_workers,
-                        collate_fn=_as_is, pin_memory=False,
-                        worker_init_fn=_ignore_stop_signals if num_workers else None)
+    loader = _loader(jobs, max_pixels, masks, device, num_workers)
     started = time.perf_counter()
     progress = ui.progress_bar()
     bar = progress.add_task("infer", total=len(jobs), rate="", info="")
-    pending: list[tuple[Future, _Job]] = []
-    held: dict[Future, int] = {}  # bytes of each pending result
-    max_held = getattr(pipeline, "max_pending_bytes", float("inf"))
     shown = progress if show_progress and world.main else contextlib.nullcontext()
+
+    def attempted() -> int:
+        return report.written + len(report.failures) - len(plan.failures)
+
     # Encoders release the GIL; a GPU's results come faster than two threads encode them.
     n_writers = min(8, os.cpu_count() or 1) if gpu else 2
     with StopSignals() as stop, ThreadPoolExecutor(max_workers=n_writers) as writers, shown:
@@ -569,30 +558,21 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
             return (stop.received is not None or report.write_error is not None
                     or (fail_fast and len(report.failures) > 0))
 
+        queue = _WriteQueue(writers, report, 4 * batch_size,
+                            getattr(pipeline, "max_pending_bytes", float("inf")))
         batches = _batches(loader, batch_size, report, halt, split_deep=_deep_at_fp32(pipeline))
         for batch in batches:
             for item, result in _run_model(pipeline, batch, report, max_pixels, masks):
-                future = writers.submit(_write, item, result)
-                held[future] = getattr(result, "nbytes", 0)
-                pending.append((future, item["job"]))
-            # Bound the results waiting to be written, so memory stays flat; by their bytes too
-            # for a pipeline with a memory budget (SR: translate.infer.sr.PENDING_SHARE).
-            while pending and (len(pending) > 4 * batch_size or pending[0][0].done()
-                               or sum(held[f] for f, _ in pending) > max_held):
-                future, job = pending.pop(0)
-                del held[future]
-                _finish(future, job, report)
-            done = report.written + len(report.failures) - len(plan.failures)
-            progress.update(bar, completed=done,
-                            rate=f"{done / max(time.perf_counter() - started, 1e-9):5.1f} img/s")
+                queue.put(item, result)
+            queue.drain()
+            rate = attempted() / max(time.perf_counter() - started, 1e-9)
+            progress.update(bar, completed=attempted(), rate=f"{rate:5.1f} img/s")
         batches.close()  # stops the decoding workers now, not when garbage-collected
-        for future, job in pending:
-            _finish(future, job, report)
-        done = report.written + len(report.failures) - len(plan.failures)
-        progress.update(bar, completed=done)
+        queue.drain(everything=True)
+        progress.update(bar, completed=attempted())
     report.seconds = time.perf_counter() - started
-    if done < len(jobs):
-        report.not_attempted = len(jobs) - done
+    if attempted() < len(jobs):
+        report.not_attempted = len(jobs) - attempted()
         report.signal = stop.received
         report.stopped = (signal.Signals(stop.received).name if stop.received
                           else "write error" if report.write_error else "--fail-fast")
@@ -605,6 +585,56 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
         raise TranslateError(f"{report.write_error} ({done} of {report.total} outputs done; the "
                              "same command finishes the rest once it can write)")
     return report
+
+
+def _prepare_output(output_dir: Path) -> None:
+    """Create OUTPUT, refuse one that cannot be written before any work, and remove what a
+    killed run left (its temp files, its ranks' failure lists). Rank 0 only; the other ranks
+    wait at a barrier, so none of their temp files exist yet."""
+    with writing(output_dir, "create the output folder"):
+        output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir)  # read-only: stop before any work
+    with writing(output_dir, "write in"):
+        remove_stale_temp_files(output_dir)
+        for old in output_dir.glob(RANK_FAILURES.format(rank="*")):
+            old.unlink()
+
+
+def _loader(jobs: list[_Job], max_pixels: int | None, masks: Any,
+            device: torch.device | None, num_workers: int | None) -> DataLoader:
+    """Decoding of ``jobs``, one item at a time, in worker processes where they pay off
+    (:func:`default_decode_workers`); plain JPEGs as bytes for the GPU's decoder on CUDA."""
+    if num_workers is None:
+        num_workers = default_decode_workers(len(jobs), device)
+    gpu = device is not None and device.type == "cuda"
+    decode = _Decode(jobs, max_pixels, masks, device_jpeg=gpu and device_jpeg_decoding(device))
+    return DataLoader(decode, batch_size=None, num_workers=num_workers, collate_fn=_as_is,
+                      pin_memory=False,
+                      worker_init_fn=_ignore_stop_signals if num_workers else None)
+
+
+class _WriteQueue:
+    """Results being encoded by the writer threads, bounded so that memory stays flat: at most
+    ``max_items`` waiting, and (a pipeline with a memory budget, SR:
+    ``translate.infer.sr.PENDING_SHARE``) at most ``max_bytes`` of results."""
+
+    def __init__(self, writers: ThreadPoolExecutor, report: InferReport, max_items: int,
+                 max_bytes: float):
+        self.writers, self.report = writers, report
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self.pending: list[tuple[Future, _Job, int]] = []  # (write, job, bytes held)
+
+    def put(self, item: dict[str, Any], result: Any) -> None:
+        future = self.writers.submit(_write, item, result)
+        self.pending.append((future, item["job"], getattr(result, "nbytes", 0)))
+
+    def drain(self, everything: bool = False) -> None:
+        """Wait for the oldest writes while over a bound (or for all), recording each."""
+        while self.pending and (everything or len(self.pending) > self.max_items
+                                or self.pending[0][0].done()
+                                or sum(n for _, _, n in self.pending) > self.max_bytes):
+            future, job, _ = self.pending.pop(0)
+            _finish(future, job, self.report)
 
 
 def _save_failures(path: Path, report: InferReport) -> None:

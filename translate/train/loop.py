@@ -12,6 +12,7 @@ import copy
 import json
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,8 +176,14 @@ class Task:
         return batch
 
     def end_epoch(self) -> None:
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():
+            # A network whose loss weight is 0 (pix2pix's D with loss.adversarial=0) is never
+            # stepped, so torch warns that its schedule moves first; it moves on purpose, to
+            # keep every rate on the same epoch.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                    category=UserWarning)
+            for scheduler in self.schedulers.values():
+                scheduler.step()
 
     def extra_state(self) -> dict[str, Any]:
         """Task state beyond networks and optimizers that a checkpoint must hold (image pools)."""

@@ -18,14 +18,19 @@ is fp32 with TF32 tensor cores for convolutions and matrix products, PyTorch's d
 cuDNN convolutions; ``fp32`` on a GPU turns TF32 off, so it is true fp32):
 ``cl`` channels_last, ``compile`` torch.compile, ``malloc`` the project's allocator tuning
 (:func:`translate.perf.tune_allocator`, which the ``translate`` command applies), ``fused`` fused
-Adam (the project's optimizer; without it, PyTorch's default foreach Adam). Plain ``fp32`` is
-therefore PyTorch's defaults throughout, and ``fp32+malloc+fused`` what ``translate train``
-runs at ``precision: fp32``.
+Adam (the project's optimizer; without it, PyTorch's default foreach Adam), ``winograd`` the
+Winograd F(4x4, 3x3) training convs (``train.fast_conv=true``; every other configuration sets
+it false, except ``auto``, which leaves it null and lets the task choose precision and convs as
+``translate train`` does: ``auto`` on a CPU runs the cached fp32-vs-bf16 micro-benchmark).
+Plain ``fp32`` is therefore PyTorch's defaults throughout, ``fp32+malloc+fused`` what
+``translate train`` runs at ``precision: fp32, fast_conv: false``, and
+``fp32+malloc+fused+winograd`` what it runs at ``precision: fp32`` by default on a CPU.
 
 Per configuration it reports s/step (median of the timed steps), image pairs/s, the speedup over
 the first configuration, model FLOPs per step (``FlopCounterMode`` over one full training step:
 forward and backward of both generators and both discriminators; precision, memory format and
-compilation do not change it), achieved TFLOP/s and, on a known GPU, MFU against a stated peak.
+compilation do not change it; Winograd convs do fewer, so their TFLOP/s are model FLOPs per
+second, an effective rate), achieved TFLOP/s and, on a known GPU, MFU against a stated peak.
 
 "Equal quality": after timing, every configuration is reset to the same seeded initial weights,
 fresh optimizers and empty pools, and runs ``--check-steps`` identical steps on the same batch; the
@@ -38,6 +43,7 @@ Defaults: 3 timed steps after 1 warm-up on CPU, 30 after 5 on CUDA; compiled con
     python scripts/bench_train.py                      # 256², batch 1, ResNet-9 (minutes on CPU)
     python scripts/bench_train.py --quick              # a smoke run in seconds
     python scripts/bench_train.py --configs fp32,fp32+malloc+fused+compile --steps 5 --json t.json
+    python scripts/bench_train.py --configs fp32,fp32+malloc+fused+winograd,auto+malloc+fused
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from translate.train.cyclegan import CycleGanTask  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "auto")
 OPTIONS = {"cl": "cl", "channels_last": "cl", "compile": "compile", "malloc": "malloc",
-           "fused": "fused"}
+           "fused": "fused", "winograd": "winograd"}
 
 # Dense peak TFLOP/s by device-name substring (first match wins), from the vendors' data sheets.
 # "tf32" is what fp32 convolutions get when cuDNN may use TF32 (PyTorch's default for convs).
@@ -98,6 +104,7 @@ class Setting:
     malloc: bool = False  # translate.perf.tune_allocator() in this configuration's process
     fused: bool = False  # fused Adam (PyTorch's default on CPU is the foreach one)
     tf32: bool = False  # fp32 with TF32 tensor cores (GPUs)
+    winograd: bool = False  # train.fast_conv=true (else false; auto: null, as translate train)
 
 
 @dataclass
@@ -121,6 +128,8 @@ class Result:
     check_losses: list[dict[str, float]] = field(default_factory=list)
     max_loss_diff: float | None = None
     max_loss_diff_name: str | None = None
+    precision_reason: str = ""
+    fast_conv: int = 0  # convs computed by Winograd
 
 
 def parse_settings(text: str) -> list[Setting]:
@@ -141,7 +150,8 @@ def parse_settings(text: str) -> list[Setting]:
                 raise SystemExit(f"--configs: unknown part {token!r} in {label!r} (use "
                                  f"{', '.join(PRECISIONS)}, {', '.join(OPTIONS)} joined by '+')")
         settings.append(Setting(label, precision, "cl" in flags, "compile" in flags,
-                                "malloc" in flags, "fused" in flags, "tf32" in flags))
+                                "malloc" in flags, "fused" in flags, "tf32" in flags,
+                                "winograd" in flags))
     if not settings:
         raise SystemExit("--configs: no configuration given")
     return settings
@@ -200,6 +210,9 @@ def build(args: argparse.Namespace, s: Setting, root: Path, device: torch.device
         f"train.precision={s.precision}",
         f"train.channels_last={str(s.channels_last).lower()}",
         f"train.compile={str(s.compile).lower()}",
+        # Winograd convs only where asked for; `auto` chooses both as `translate train` does.
+        "train.fast_conv=" + ("true" if s.winograd else "null" if s.precision == "auto"
+                              else "false"),
         f"train.seed={args.seed}",
         "train.epochs=0",  # steps mode: no learning-rate schedulers
     ])
@@ -287,8 +300,11 @@ def prepare(args: argparse.Namespace, s: Setting, root: Path, device: torch.devi
     started = time.perf_counter()
     task = build(args, s, root, device)
     r.build_seconds = time.perf_counter() - started
-    precision = Precision(s.precision, device)
-    r.precision = precision.name
+    # The task chose its precision with its networks (train.precision and train.fast_conv).
+    precision = task.precision or Precision(s.precision, device)
+    r.precision, r.precision_reason, r.fast_conv = precision.name, precision.reason, task.fast_conv
+    print(f"  {s.label}: {precision.name} ({precision.reason}); {task.fast_conv} Winograd convs",
+          flush=True)
     batch = fixed_batch(task, args.batch)
     live = Live(s, r, task, precision, batch, snapshot(task))
     warmup = max(args.warmup, args.compile_warmup) if s.compile else args.warmup
@@ -549,7 +565,7 @@ def main() -> None:
                    default="fp32,bf16,fp32+malloc,fp32+fused,fp32+compile,fp32+malloc+fused+compile",
                    help="comma-separated; each joins a precision (fp32, tf32, bf16, fp16, auto) "
                         "with options by '+': cl (channels_last), compile, malloc (allocator "
-                        "tuning), fused (fused Adam)")
+                        "tuning), fused (fused Adam), winograd (train.fast_conv=true)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)

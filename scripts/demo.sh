@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, from nothing: build the summer → winter demo set from
 # photos that install with the packages, train CycleGAN on it (configs/demo.yaml, a few minutes
-# on 2 CPU cores), translate the held-out test photos both ways, write report.html.
+# on 2 CPU cores), translate the held-out test photos both ways, show every head (G_AB against
+# the known winter transform, the bundled sr-x4 and inpaint models beside bicubic and cv2),
+# write report.html.
 #   bash scripts/demo.sh          the CycleGAN main job
 #   bash scripts/demo.sh mnist    the course's baseline: the MNIST GAN briefly, then a sample grid
 # Extra arguments after the mode go to `translate train` (e.g. --set train.epochs=2).
@@ -29,6 +31,19 @@ run="runs/demo-$stamp"
 "$T" train cyclegan --config configs/demo.yaml --set "data.root=$data" --out "$run" "$@"
 "$T" infer "$run" "$data/testA" "$run/test/a2b" --direction a2b
 "$T" infer "$run" "$data/testB" "$run/test/b2a" --direction b2a
+# Every head in the report, each beside its baseline and scored (translate showcase): G_AB
+# against the known winter(testA) beside the input as is; the bundled sr-x4 beside bicubic on
+# testA shrunk ×4; the bundled inpaint model beside cv2 Telea on seeded holes, when it ships.
+"$T" showcase "$run" "$data/testA" --truth winter --limit 10 --out "$run/showcase/winter"
+"$T" showcase sr-x4 "$data/testA" --limit 4 --out "$run/showcase/sr-x4"
+sections=(--section "$run/showcase/winter/section.json"
+  --section "$run/showcase/sr-x4/section.json")
+if "$T" models | grep -Eq '^(│|\|) inpaint '; then
+  "$T" showcase inpaint "$data/testA" --limit 4 --out "$run/showcase/inpaint"
+  sections+=(--section "$run/showcase/inpaint/section.json")
+else
+  echo "skipped the inpainting head: no bundled 'inpaint' model (translate models)" >&2
+fi
 report="$("$T" report "$run" --compare "summer → winter (A → B):$data/testA:$run/test/a2b" \
-  --compare "winter → summer (B → A):$data/testB:$run/test/b2a")"
+  --compare "winter → summer (B → A):$data/testB:$run/test/b2a" "${sections[@]}")"
 echo "report: $report"

@@ -454,6 +454,13 @@ def test_export_size_too_small_is_refused_in_a_few_lines(run: Path, tmp_path: Pa
     assert not (tmp_path / "g.onnx").exists() and not (run / "export").exists()
 
 
+def test_export_size_of_a_latent_model_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    """A GAN's exported input is a latent vector: --size has nothing to act on."""
+    line = one_error(invoke("export", models["gan"], "--size", "1", "--out", tmp_path / "g.onnx"))
+    assert line == "error: --size is for image models; a 'gan' model's input is a latent vector"
+    assert not (tmp_path / "g.onnx").exists()
+
+
 # ── Edited or damaged model files.
 
 

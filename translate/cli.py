@@ -170,6 +170,12 @@ def train(
                 + (f" × {done.world.size} ranks" if done.world.active else "")
                 + (f" ({result.skipped} non-finite steps skipped)" if result.skipped else "")
             )
+            # Which precision and conv arithmetic it ran, and why (auto's choice is measured).
+            ui.info(
+                f"precision: {result.precision} ({result.precision_reason})"
+                + (f"; Winograd F(4x4, 3x3) for {done.fast_conv} convs (train.fast_conv)"
+                   if done.fast_conv else "")
+            )
             ui.info(
                 f"run: {done.run}  model: {done.run / 'model.safetensors'}"
                 + (f"  samples: {samples[-1]}" if samples else "")
@@ -553,7 +559,7 @@ def export_cmd(
             raise TranslateError("--size is for --format onnx without --dynamic (the other "
                                  "exports take any size)")
         results = export_model(bundled_or_path(run), fmt, dynamic=dynamic, out=out,
-                               direction=direction, size=parse_size(size or "256x256"),
+                               direction=direction, size=parse_size(size) if size else None,
                                overwrite=overwrite)
         table = Table(title=f"export — {run}")
         for column in ("file", "exporter", "export s", "check: input → max abs error"):
@@ -614,8 +620,12 @@ def report(
         "(repeatable)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="HTML file (RUN/report.html)."),
     limit: int = typer.Option(50, "--limit", callback=number(1), help="Images per comparison."),
+    section: list[Path] = typer.Option(
+        [], "--section", help="A section file (JSON: a scored table and image columns, as "
+        "`translate showcase` writes) shown after the eval tables (repeatable)."),
 ) -> None:
-    """Write report.html: last losses, input/output tables, latest samples, config."""
+    """Write report.html: eval tables, sections, loss curves, last losses, input/output tables,
+    latest samples, config."""
     with user_errors():
         from translate.report import write_report
 
@@ -625,8 +635,44 @@ def report(
             if len(parts) != 3:
                 raise TranslateError(f"--compare {item!r}: expected TITLE:INPUT_DIR:OUTPUT_DIR")
             triples.append((parts[0], Path(parts[1]), Path(parts[2])))
-        path = write_report(run, out, triples, limit)
+        path = write_report(run, out, triples, limit, sections=section)
         typer.echo(str(path))
+
+
+@app.command(
+    epilog="Example: translate showcase sr-x4 datasets/demo/testA out/sr  (then translate "
+    "report RUN --section out/sr/section.json)"
+)
+def showcase(
+    model: Path = typer.Argument(..., help="Bundled model name, run or model folder."),
+    images: Path = typer.Argument(..., help="Image folder (recursive, sorted) or one image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for section.json and its images."),
+    limit: int = typer.Option(4, "--limit", callback=number(1), help="How many images."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="inpaint: seed of the holes."),
+    truth: str | None = typer.Option(
+        None, "--truth", help="cyclegan: the known A → B transform to score against (winter: "
+        "the demo's)."),
+    device: str = typer.Option("auto", "--device", callback=DEVICES,
+                               help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Show a model beside its baseline on a few images, scored, as a report section: sr beside
+    bicubic (PSNR/SSIM on Y), inpaint beside cv2 Telea on seeded holes, cyclegan against a known
+    transform (--truth winter) beside the input as is. Prints the table; writes OUT/section.json
+    for `translate report --section`."""
+    with user_errors():
+        from translate.eval.showcase import showcase as make_section
+        from translate.report import format_number, read_section
+
+        path = make_section(bundled_or_path(model), images, out, limit=limit, seed=seed,
+                            truth=truth, device=device)
+        data = read_section(path)
+        table = Table(title=data["title"])
+        for column in ("", *data["columns"]):
+            table.add_column(column)
+        for name, *values in data["rows"]:
+            table.add_row(name, *("—" if v is None else format_number(v) for v in values))
+        ui.console.print(table)
+        ui.info(f"wrote {path}")
 
 
 def main() -> None:

@@ -172,11 +172,14 @@ def _round_up(n: int, multiple: int) -> int:
 Inert = tuple[str, Callable[[Any], bool] | None, str]
 _NO_CONV = "its MLP networks have no conv layers"
 INERT: dict[str, tuple[Inert, ...]] = {
-    "gan": (("train.channels_last", None, _NO_CONV),),
+    "gan": (("train.channels_last", None, _NO_CONV), ("train.fast_conv", None, _NO_CONV)),
     "vae": (
         ("train.channels_last", None, _NO_CONV),
+        ("train.fast_conv", None, _NO_CONV),
         ("train.gan_loss", None, "it has no discriminator"),
     ),
+    "pix2pix": (("train.fast_conv", None,
+                 "its U-Net and PatchGAN have no 3x3 stride-1 convs"),),
     "inpaint": (
         ("model.norm", lambda c: c.model.gated and c.model.spectral_norm,
          "with model.gated and model.spectral_norm true no layer is normalised"),
@@ -247,7 +250,9 @@ class TrainConfig(Section):
     beta1: float = num(0.5, DECAY)
     beta2: float = num(0.999, DECAY)
     gan_loss: str = "bce"
-    precision: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 on CPU
+    # auto: bf16 on a GPU that supports it; on CPU whichever of fp32 and bf16 a one-off
+    # micro-benchmark, cached per CPU model and torch version, measured faster
+    precision: str = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = num(0, Range(0, SEED_MAX))
     num_workers: int = num(0, NON_NEGATIVE)
@@ -258,10 +263,18 @@ class TrainConfig(Section):
     ema: float = num(0.0, DECAY)  # > 0: keep an exponential moving average of the generators
     channels_last: bool = False  # NHWC memory format for conv nets (often faster on GPUs)
     compile: bool = False  # wrap the networks in torch.compile
+    # Winograd F(4x4, 3x3) for 3x3 stride-1 convs with >= 128 channels (same weights and files);
+    # null: on for CPU at fp32 where the precision micro-benchmark measured it faster (always
+    # with $TRANSLATE_CPU_PRECISION set), off on GPUs (cuDNN chooses its own algorithms)
+    fast_conv: bool | None = None
 
     def check(self) -> None:
         _check_choice("train.gan_loss", self.gan_loss, GAN_LOSSES)
         _check_choice("train.precision", self.precision, PRECISIONS)
+        if self.fast_conv and self.precision in ("bf16", "fp16"):
+            raise TranslateError(
+                f"config key 'train.fast_conv': true computes the convs at fp32, which "
+                f"train.precision={self.precision} does not (set one of them differently)")
         if not DEVICE.fullmatch(self.device):
             raise TranslateError(
                 f"config key 'train.device': {self.device!r} is not one of auto, cpu, cuda, "

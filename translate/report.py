@@ -1,6 +1,15 @@
 """``report.html`` for a run: the eval tables (``RUN/eval*.json``), loss curves, the last logged
 losses, the latest sample grid, input → output image tables for folders the model translated,
-and the config.
+sections written by other commands (``--section FILE``: a scored table and image columns, e.g.
+``translate showcase``), and the config.
+
+A section file is JSON, its image paths relative to its own folder::
+
+    {"title": "…", "note": "…",                      (note optional)
+     "columns": ["PSNR (dB)", "SSIM"],                the metric columns
+     "rows": [["bicubic", 25.1, 0.71], …],            a name, then a number (or null) per column
+     "image_columns": ["LR", "bicubic", …],           (optional, with "images")
+     "images": [["baby", "baby_lr.png", …], …]}       a name, then an image per image column
 
 Images are referenced by relative links (nothing is copied), so the report opens from disk next
 to the run and its output folders. The loss curves are PNG files next to the report:
@@ -32,6 +41,8 @@ td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-ali
 img { max-width: 256px; image-rendering: auto; }
 img.grid { max-width: 100%; }
 img.plot { max-width: 600px; }
+img.cell { width: 160px; max-width: none; image-rendering: pixelated; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f6f6f6; padding: 1em; overflow: auto; }
 """
 
@@ -121,6 +132,12 @@ def _cell(value: Any) -> str:
     return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
+def format_number(value: float) -> str:
+    """A score as tables show it: two decimals from 10 up (PSNR 28.20 dB), else four
+    significant digits (SSIM 0.7802)."""
+    return f"{value:.2f}" if math.isfinite(value) and abs(value) >= 10 else f"{value:.4g}"
+
+
 def eval_tables(run_dir: Path) -> list[str]:
     """An HTML table for every ``RUN/eval*.json``: the translation table (both directions) for
     ``translate eval`` of a cyclegan run, a key/value table for any other."""
@@ -147,18 +164,102 @@ def eval_tables(run_dir: Path) -> list[str]:
     return parts
 
 
+def _section_error(path: Path, what: str) -> TranslateError:
+    return TranslateError(f"section {display(path)}: {what}")
+
+
+def read_section(path: Path) -> dict[str, Any]:
+    """A section file, checked against the format in the module docstring.
+
+    Raises:
+        TranslateError: a missing or invalid file, naming it and the offending key; an image it
+            names that does not exist.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _section_error(path, "no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _section_error(path, f"not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise _section_error(path, "expected a JSON object")
+    unknown = sorted(set(data) - {"title", "note", "columns", "rows", "image_columns", "images"})
+    if unknown:
+        raise _section_error(path, f"unknown key {unknown[0]!r}")
+    if not isinstance(data.get("title"), str) or not data["title"]:
+        raise _section_error(path, "'title' must be a non-empty string")
+    if not isinstance(data.get("note", ""), str):
+        raise _section_error(path, "'note' must be a string")
+
+    def names(key: str) -> list[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _section_error(path, f"'{key}' must be a list of strings")
+        return value
+
+    def table(key: str, width: int, cell: Any, kind: str) -> None:
+        rows = data.get(key, [])
+        if not isinstance(rows, list):
+            raise _section_error(path, f"'{key}' must be a list of rows")
+        for i, row in enumerate(rows):
+            if (not isinstance(row, list) or len(row) != width + 1
+                    or not isinstance(row[0], str) or not all(map(cell, row[1:]))):
+                raise _section_error(path, f"'{key}' row {i}: expected a name and {width} "
+                                     f"{kind}, got {json.dumps(row)[:80]}")
+
+    table("rows", len(names("columns")), lambda v: v is None or (
+        isinstance(v, int | float) and not isinstance(v, bool)), "numbers (or null)")
+    table("images", len(names("image_columns")), lambda v: isinstance(v, str), "image paths")
+    for row in data.get("images", []):
+        for rel in row[1:]:
+            if not (path.parent / rel).is_file():
+                raise _section_error(path, f"image {rel!r} not found beside it")
+    return data
+
+
+def render_section(path: Path, report_dir: Path) -> str:
+    """The HTML of a section file (``read_section``): its title, note, metric table and image
+    table, images linked relative to ``report_dir``."""
+    path = Path(path)
+    data = read_section(path)
+    parts = [f"<h2>{html.escape(data['title'])}</h2>"]
+    if data.get("note"):
+        parts.append(f"<p>{html.escape(data['note'])}</p>")
+    if data.get("rows"):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in data["columns"])
+        rows = "".join(
+            f"<tr><td>{html.escape(row[0])}</td>"
+            + "".join(f'<td class="num">{"—" if v is None else format_number(v)}</td>'
+                      for v in row[1:]) + "</tr>" for row in data["rows"])
+        parts.append(f"<table><tr><th></th>{head}</tr>{rows}</table>")
+    if data.get("images"):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in data["image_columns"])
+        rows = "".join(
+            f"<tr><td>{html.escape(row[0])}</td>" + "".join(
+                f'<td><img class="cell" src="{_link(path.parent / rel, report_dir)}" '
+                f'alt="{html.escape(column)}"></td>'
+                for column, rel in zip(data["image_columns"], row[1:], strict=True)) + "</tr>"
+            for row in data["images"])
+        parts.append(f"<table><tr><th>file</th>{head}</tr>{rows}</table>")
+    return "".join(parts)
+
+
 def quote_glob(text: str) -> str:
     """Escape glob metacharacters in a file name."""
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 comparisons: list[tuple[str, Path, Path]] = (), limit: int = 50) -> Path:
+                 comparisons: list[tuple[str, Path, Path]] = (), limit: int = 50,
+                 sections: list[Path] = ()) -> Path:
     """Write the report; returns its path (default ``RUN_DIR/report.html``).
 
     Args:
         comparisons: (title, input folder, output folder) triples, shown as image tables.
         limit: images per comparison.
+        sections: section files (format in the module docstring), shown after the eval tables
+            in the order given; all are read and checked before anything is written.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -166,7 +267,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
     out = Path(out) if out else run_dir / "report.html"
     report_dir = out.parent
     files: dict[Path, bytes] = {}  # written together at the end, all or nothing
-    parts = [f"<h1>translate — {html.escape(display(run_dir.name))}</h1>", *eval_tables(run_dir)]
+    parts = [f"<h1>translate — {html.escape(display(run_dir.name))}</h1>", *eval_tables(run_dir),
+             *(render_section(Path(section), report_dir) for section in sections)]
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]

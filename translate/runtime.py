@@ -13,10 +13,15 @@ would stay the single-process world).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import platform
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,6 +75,136 @@ def seed_rank(seed: int, rank: int) -> None:
 
 # ── Mixed precision.
 
+# ``auto`` on a CPU, for training: bf16 only where the micro-benchmark measures it at least this
+# much faster than fp32 (a margin above run-to-run noise: a wrong bf16 costs precision for nothing).
+BF16_MARGIN = 1.10
+# ``train.fast_conv: null`` on a CPU: Winograd convs only where measured at least this much
+# faster than the direct conv (they change only the rounding, so a smaller margin).
+WINOGRAD_MARGIN = 1.05
+# Pins ``auto``'s choice on a CPU without measuring (``fp32`` or ``bf16``): reproducible runs
+# across machines, and the test suite (tests/conftest.py pins fp32).
+CPU_PRECISION_ENV = "TRANSLATE_CPU_PRECISION"
+
+
+def cache_dir() -> Path:
+    """The user cache: ``$TRANSLATE_CACHE``, else ``$XDG_CACHE_HOME/translate``, else
+    ``~/.cache/translate``."""
+    if os.environ.get("TRANSLATE_CACHE"):
+        return Path(os.environ["TRANSLATE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "translate"
+
+
+def cpu_model() -> str:
+    """The CPU's model name and a digest of its feature flags (VMs often report one generic
+    name, "Intel(R) Xeon(R) Processor", for CPUs with and without AMX)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first CPU's
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = fields.get("flags") or fields.get("Features", "")
+    digest = hashlib.sha1(" ".join(sorted(flags.split())).encode()).hexdigest()[:8]
+    return f"{name} (flags {digest})"
+
+
+def measure_cpu_convs(rounds: int = 3) -> dict[str, float]:
+    """Seconds for one representative training conv, forward + backward, on this CPU: 256 ->
+    256 channels, 3x3, on 32x32 (a residual-block conv of the ResNet generators), as the
+    stock conv at fp32 (``fp32``), the Winograd one at fp32 (``fp32_winograd``) and the stock
+    conv under bf16 autocast (``bf16``). Interleaved rounds after one warm-up each; the best
+    round of each. Under a second on a 2-core Xeon."""
+    from translate.nets.winograd import fast_training  # a pure module: no import cycle
+
+    gen = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.normal_(0, 0.02, generator=gen)
+    winograd = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1))
+    winograd[0].load_state_dict(conv.state_dict())
+    fast_training(winograd)
+    x = torch.randn(1, 256, 32, 32, generator=gen, requires_grad=True)
+    runs = {
+        "fp32": (conv, contextlib.nullcontext),
+        "fp32_winograd": (winograd, contextlib.nullcontext),
+        "bf16": (conv, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+    }
+
+    def once(net: torch.nn.Module, autocast: Any) -> float:
+        start = time.perf_counter()
+        with autocast():
+            y = net(x)
+        y.float().square().mean().backward()
+        return time.perf_counter() - start
+
+    best = {name: float("inf") for name in runs}
+    for net, autocast in runs.values():
+        once(net, autocast)
+    for _ in range(rounds):
+        for name, (net, autocast) in runs.items():
+            best[name] = min(best[name], once(net, autocast))
+    return best
+
+
+def cpu_conv_timings() -> tuple[dict[str, float], str]:
+    """:func:`measure_cpu_convs`' timings for this CPU and torch version, and where they came
+    from: measured once on a quiet machine, then read from ``cache_dir()/precision.json``
+    (keyed by :func:`cpu_model` and torch's version).
+
+    A measurement taken while other processes kept the cores busy (1-minute load average above
+    half the core count) is used for this run but not trusted later: busy cores distort the
+    ratio (on this project's 2-core machine, with other trainings running, the same
+    measurement gave bf16 anywhere from 0.74x to 3.6x fp32), so the next run measures again
+    until a quiet measurement is kept. A cache that cannot be read is measured over; one that
+    cannot be written is only not kept.
+    """
+    path = cache_dir() / "precision.json"
+    key = f"{cpu_model()} | torch {torch.__version__}"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        entry = cached.get(key) if isinstance(cached, dict) else None
+        if isinstance(entry, dict) and entry.get("quiet") is True and all(
+                isinstance(entry.get(k), float) and entry[k] > 0
+                for k in ("fp32", "fp32_winograd", "bf16")):
+            return entry, f"cached in {path}"
+    except (OSError, ValueError):
+        cached = {}
+    timings = measure_cpu_convs()
+    load = os.getloadavg()[0]
+    quiet = load <= 0.5 * (os.cpu_count() or 1)
+    with contextlib.suppress(OSError):
+        cached = cached if isinstance(cached, dict) else {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        entry = {**timings, "quiet": quiet, "load_average": round(load, 2)}
+        tmp.write_text(json.dumps({**cached, key: entry}, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    if quiet:
+        return timings, f"measured now, kept in {path}"
+    return timings, f"measured now under load {load:.1f}, so measured again next time"
+
+
+def choose_cpu_precision(timings: dict[str, float], winograd: bool) -> tuple[str, str, bool]:
+    """``(fp32 | bf16, why, Winograd convs at fp32)`` from the micro-benchmark's ``timings``.
+
+    fp32 as training would compute it: with the Winograd convs where ``winograd`` (the run has
+    convs they apply to) and they measured at least :data:`WINOGRAD_MARGIN` times as fast as
+    the direct conv, else direct. bf16 only where it is at least :data:`BF16_MARGIN` times as
+    fast as that.
+    """
+    use_winograd = winograd and timings["fp32"] >= WINOGRAD_MARGIN * timings["fp32_winograd"]
+    fp32 = timings["fp32_winograd" if use_winograd else "fp32"]
+    label = "fp32 with Winograd convs" if use_winograd else "fp32"
+    if winograd and not use_winograd:
+        label += (f" (Winograd convs measured "
+                  f"{timings['fp32'] / timings['fp32_winograd']:.2f}x direct: not used)")
+    ratio = fp32 / timings["bf16"]
+    if ratio >= BF16_MARGIN:
+        return "bf16", f"a conv step ran {ratio:.2f}x as fast as {label} on this CPU", False
+    return "fp32", (f"bf16 ran a conv step at {ratio:.2f}x {label} on this CPU "
+                    f"(needs {BF16_MARGIN:.2f}x)"), use_winograd
+
 
 class Precision:
     """``torch.autocast`` plus, for fp16, one ``GradScaler`` shared by both optimizers.
@@ -78,22 +213,44 @@ class Precision:
     for multiple models and optimizers. bf16 needs no scaler (fp32's exponent range).
 
     Args:
-        name: ``auto`` (bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on CPU),
+        name: ``auto`` (bf16 on a GPU that supports it, else fp16 on a GPU; on a CPU fp32, or
+            with ``measure`` the faster of fp32 and bf16, :func:`choose_cpu_precision`),
             ``fp32``, ``bf16`` or ``fp16``.
         device: where the models run.
+        measure: training on a CPU: ``auto`` chooses by the cached micro-benchmark
+            (:func:`cpu_conv_timings`, :func:`choose_cpu_precision`) unless
+            ``$TRANSLATE_CPU_PRECISION`` pins the choice; with ``winograd``, fp32 (chosen or
+            named) also learns whether its Winograd convs measured faster.
+        winograd: the run has convs that Winograd F(4x4, 3x3) can compute
+            (``train.fast_conv`` not false).
+
+    Attributes:
+        reason: why this precision, in words (``translate train`` prints it).
+        winograd: fp32 should compute those convs by Winograd (``train.fast_conv: null``):
+            measured faster, or pinned (the issue's default: on for a CPU at fp32).
     """
 
-    def __init__(self, name: str, device: torch.device):
+    def __init__(self, name: str, device: torch.device, measure: bool = False,
+                 winograd: bool = False):
         auto = name == "auto"
+        self.reason = "asked for by name"
+        self.winograd = False
         if auto:
             if device.type == "cuda":
                 # Native bf16 only (Ampere and later): emulated bf16 is slower than fp16.
-                name = ("bf16" if torch.cuda.is_bf16_supported(including_emulation=False)
-                        else "fp16")
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+                name = "bf16" if native else "fp16"
+                self.reason = ("auto: native bf16 on this GPU" if native else
+                               "auto: this GPU has no native bf16")
+            elif measure:
+                name, self.reason, self.winograd = _cpu_auto(winograd)
             else:
-                name = "fp32"
+                name, self.reason = "fp32", "auto: fp32 on a CPU"
         if name not in ("fp32", "bf16", "fp16"):
             raise TranslateError(f"unknown precision {name!r}: one of auto, fp32, bf16, fp16")
+        if not auto and name == "fp32" and measure and winograd and device.type == "cpu":
+            self.winograd, why = _winograd_at_fp32()
+            self.reason += f"; {why}"
         self.name = name
         self.chosen = auto  # picked by ``auto``, not asked for by name
         self.device = device
@@ -126,6 +283,35 @@ class Precision:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self.scaler.load_state_dict(state)
+
+
+def _pinned() -> str:
+    pinned = os.environ.get(CPU_PRECISION_ENV, "")
+    if pinned not in ("", "fp32", "bf16"):
+        raise TranslateError(f"${CPU_PRECISION_ENV}={pinned!r}: must be fp32 or bf16")
+    return pinned
+
+
+def _cpu_auto(winograd: bool) -> tuple[str, str, bool]:
+    """``auto`` for training on a CPU: pinned by the environment (Winograd convs on at fp32),
+    else measured."""
+    pinned = _pinned()
+    if pinned:
+        return pinned, f"auto: pinned by ${CPU_PRECISION_ENV}", winograd and pinned == "fp32"
+    timings, source = cpu_conv_timings()
+    name, why, use_winograd = choose_cpu_precision(timings, winograd)
+    return name, f"auto: {why} ({source})", use_winograd
+
+
+def _winograd_at_fp32() -> tuple[bool, str]:
+    """fp32 asked for by name on a CPU: Winograd convs where measured faster (always, pinned)."""
+    if _pinned():
+        return True, f"Winograd convs on: ${CPU_PRECISION_ENV} is set, nothing measured"
+    timings, source = cpu_conv_timings()
+    ratio = timings["fp32"] / timings["fp32_winograd"]
+    on = ratio >= WINOGRAD_MARGIN
+    return on, (f"Winograd convs measured {ratio:.2f}x the direct conv on this CPU, "
+                f"{'used' if on else 'not used'} ({source})")
 
 
 # ── The process group (torchrun: NCCL for ranks on GPUs, gloo for ranks on the CPU).

@@ -45,6 +45,7 @@ from translate.io.atomic import atomic_write_all, atomic_write_text
 from translate.io.oserrors import writing
 from translate.io.paths import display
 from translate.modelfile import Model, load_model
+from translate.tasks import TASKS
 
 __all__ = ["EXPORTS", "FORMATS", "NOT_EXPORTABLE", "Exported", "export_model",
            "load_exported_network", "parse_size"]
@@ -79,7 +80,7 @@ class Exported:
 
 def export_model(run_dir: str | Path, fmt: str, dynamic: bool = False,
                  out: str | Path | None = None, direction: str | None = None,
-                 size: tuple[int, int] = (256, 256), onnx_exporter: str = "dynamo",
+                 size: tuple[int, int] | None = None, onnx_exporter: str = "dynamo",
                  overwrite: bool = False) -> list[Exported]:
     """Export the inference networks of the model in ``run_dir``.
 
@@ -92,7 +93,8 @@ def export_model(run_dir: str | Path, fmt: str, dynamic: bool = False,
             ``NETWORK.onnx|.pt|.safetensors`` inside it), a folder when several are; default
             ``RUN/export/NETWORK.onnx|.pt|.safetensors``.
         direction: ``"a2b"``, ``"b2a"`` or ``"both"`` (default) for a CycleGAN.
-        size: (height, width) of a fixed-shape ONNX export.
+        size: (height, width) of a fixed-shape ONNX export of an image model (default
+            256x256); refused for a model generated from a latent code (its input has no size).
         onnx_exporter: ``"dynamo"`` (torch.export; falls back to the TorchScript-based
             exporter when it fails) or ``"torchscript"`` (that one only; for comparisons).
         overwrite: replace export files that exist (never a file of the run itself).
@@ -121,6 +123,10 @@ def export_model(run_dir: str | Path, fmt: str, dynamic: bool = False,
         why = f": {NOT_EXPORTABLE[model.task]}" if model.task in NOT_EXPORTABLE else ""
         raise TranslateError(f"{model.path} holds a '{model.task}' model, which cannot be "
                              f"exported{why} (exportable: {', '.join(EXPORTS)})")
+    if size is not None and TASKS[model.task].kind == "latent":
+        raise TranslateError(f"--size is for image models; a '{model.task}' model's input is a "
+                             "latent vector")
+    size = size or (256, 256)
     pairs = select_networks(model, spec, direction)
     paths = destinations(model, [name for _, name in pairs], fmt, out, overwrite)
     if fmt == "onnx" and not dynamic:

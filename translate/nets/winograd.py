@@ -32,6 +32,11 @@ scattering outputs copy whole vectors.
 ``fast_inference`` converts a trained network for inference: every eligible conv becomes a
 ``WinogradConv2d`` holding the transformed weights. Gradients never reach the original weights
 (they are buffers here), so converted networks are for inference only.
+
+``fast_training`` is the training form (``train.fast_conv``): each eligible conv stays an
+``nn.Conv2d`` with its ``weight`` Parameter and computes F(4, 3) with differentiable ops
+(:func:`winograd_conv2d`), the kernel transform done at every forward, so autograd's backward
+runs in the transformed domain too, and checkpoints hold ordinary conv weights.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -263,3 +269,181 @@ def fast_inference(
             ):
                 setattr(parent, name, WinogradConv2d(child, m))
     return net.eval().requires_grad_(False)
+
+
+# ── Training: the same algorithm as differentiable torch ops on the ordinary conv's weight.
+
+_TRAIN_MATRICES: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+
+
+def _train_matrices(m: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``(G ⊗ G, B^T ⊗ B^T, A^T ⊗ A^T)`` of F(m, 3) in ``dtype`` on ``device``, built once."""
+    key = (m, dtype, device)
+    if key not in _TRAIN_MATRICES:
+        a_t, g, b_t = winograd_matrices(m, 3, POINTS[m])
+        _TRAIN_MATRICES[key] = tuple(t.to(device, dtype) for t in (
+            torch.kron(g, g), torch.kron(b_t, b_t), torch.kron(a_t, a_t)))
+    return _TRAIN_MATRICES[key]
+
+
+def _block_strides(t: torch.Tensor, m: int) -> tuple[int, ...]:
+    """Strides of the (N, C, H/m, m, W/m, m) block view of an (N, C, H, W) tensor."""
+    sn, sc, sh, sw = t.stride()
+    return (sn, sc, m * sh, sh, m * sw, sw)
+
+
+class _Tiles(torch.autograd.Function):
+    """The overlapping (m+2) x (m+2) tiles, stride m, of a (N, C, m*th + 2, m*tw + 2) input as
+    one (alpha^2, C * N*th*tw) matrix (``channels_last``: (alpha^2, N*th*tw * C)), gathered in
+    one strided copy. The backward is the overlap-add of the tiles' gradients: each tile's
+    first m x m elements cover the image once and its last two rows and columns overlap the
+    next tiles' first two, so those are added in the tile domain (two adds over whole rows of
+    tiles) before one scatter of the m x m blocks into the image."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, m: int, channels_last: bool) -> torch.Tensor:
+        a = m + 2
+        n, c, hp, wp = x.shape
+        th, tw = (hp - 2) // m, (wp - 2) // m
+        ctx.m, ctx.channels_last, ctx.shape = m, channels_last, (n, c, th, tw)
+        sn, sc, sh, sw = x.stride()
+        # (a, a, ...) view of the tiles: element (i, j) of tile (t, s) is x[.., m t + i, m s + j]
+        if channels_last:
+            size, stride = (a, a, n, th, tw, c), (sh, sw, sn, m * sh, m * sw, sc)
+        else:
+            size, stride = (a, a, c, n, th, tw), (sh, sw, sc, sn, m * sh, m * sw)
+        out = torch.empty(size, dtype=x.dtype, device=x.device)
+        out.copy_(x.as_strided(size, stride, x.storage_offset()))
+        return out.view(a * a, -1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        m, (n, c, th, tw) = ctx.m, ctx.shape
+        a = m + 2
+        if ctx.channels_last:  # (a, a, n, c, th, tw) views
+            g = grad.view(a, a, n, th, tw, c).permute(0, 1, 2, 5, 3, 4)
+        else:
+            g = grad.view(a, a, c, n, th, tw).transpose(2, 3)
+        # Overlap-add in the tile domain, along whole rows of tiles: rows (columns) m..a-1 of
+        # tile t belong to rows (columns) 0..1 of tile t+1; what falls past the last tile is the
+        # input's last two rows (columns), kept in an (m+2)-sized last tile.
+        h = torch.empty((a, a, n, th + 1, tw + 1, c) if ctx.channels_last else
+                        (a, a, n, c, th + 1, tw + 1), dtype=grad.dtype, device=grad.device)
+        if ctx.channels_last:  # the same (a, a, n, c, th+1, tw+1) view, C innermost in memory
+            h = h.permute(0, 1, 2, 5, 3, 4)
+        h[:, :, :, :, :th, :tw] = g
+        h[:, :, :, :, th, :] = 0  # the extra row and column of tiles receive only overlaps
+        h[:, :, :, :, :th, tw] = 0
+        h[: a - m, :, :, :, 1:, :] += h[m:, :, :, :, :th, :]
+        h[:, : a - m, :, :, :, 1:] += h[:, m:, :, :, :, :tw]
+        # (n, c, th+1, m, tw+1, m) block view -> the image; its last m-2 rows/columns are unused
+        memory_format = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        out = torch.empty((n, c, m * (th + 1), m * (tw + 1)), dtype=grad.dtype,
+                          device=grad.device).contiguous(memory_format=memory_format)
+        blocks = out.as_strided((n, c, th + 1, m, tw + 1, m), _block_strides(out, m))
+        blocks.copy_(h[:m, :m].permute(2, 3, 4, 0, 5, 1))
+        out = out[:, :, : m * th + 2, : m * tw + 2]
+        return out, None, None
+
+
+def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    m: int = 4) -> torch.Tensor:
+    """A 3x3 "valid" correlation (``F.conv2d(x, weight, bias)``, stride 1, no padding) by F(m, 3),
+    every step a differentiable torch op, so autograd gives the backward in the same domain.
+
+    Forward: ``U = G g G^T`` (from ``weight``, each call: the weight is a trained parameter),
+    ``V = B^T d B`` of every tile, ``M_k = U_k @ V_k`` (alpha^2 GEMMs (Cout x Cin) @ (Cin x tiles)),
+    ``Y = A^T M A``. Backward (autograd): the output gradient through ``A`` (one GEMM), then
+    ``dV_k = U_k^T @ dM_k`` and ``dU_k = dM_k @ V_k^T`` -- GEMMs of the forward's reduced size, the
+    4x saving again at m = 4 --, ``dx`` through ``B`` (one GEMM and the overlap-add of the tiles)
+    and ``dg = G^T dU G``. The output has ``x``'s memory format.
+
+    Args:
+        x: (N, Cin, H, W), already padded, H and W at least 3.
+        weight: (Cout, Cin, 3, 3). bias: (Cout,) or None.
+        m: output tile size (4 or 2).
+
+    Returns:
+        (N, Cout, H - 2, W - 2).
+    """
+    kg, kb, ka = _train_matrices(m, x.dtype, x.device)
+    a = m + 2
+    co, ci = weight.shape[:2]
+    n, c, hp, wp = x.shape
+    h, w = hp - 2, wp - 2
+    th, tw = -(-h // m), -(-w // m)
+    tiles = n * th * tw
+    channels_last = c > 1 and x.is_contiguous(memory_format=torch.channels_last) and \
+        not x.is_contiguous()
+    if th * m != h or tw * m != w:  # zero-extend to whole tiles; the extra outputs are cropped
+        x = F.pad(x, (0, tw * m - w, 0, th * m - h))
+    # G g G^T of every (Cout, Cin) pair: one GEMM (G ⊗ G) @ (9 x Cout*Cin) -> (a*a, Cout, Cin).
+    u = torch.mm(kg, weight.reshape(co * ci, 9).T).view(a * a, co, ci)
+    d = _Tiles.apply(x, m, channels_last)  # (a*a, C * tiles): C-major for NCHW, C-minor for NHWC
+    if channels_last:  # tile elements are contiguous C-vectors; the GEMMs run along C
+        v = torch.mm(kb, d).view(a * a, tiles, c)  # B^T d B
+        prod = torch.bmm(v, u.transpose(1, 2))  # (a*a, tiles, Cout)
+        y = torch.mm(ka, prod.view(a * a, tiles * co))  # A^T M A: (m*m, tiles * Cout)
+        y = y.view(m, m, n, th, tw, co).permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, co)
+        if bias is not None:
+            y = y + bias
+        y = y.permute(0, 3, 1, 2)  # NCHW shape, NHWC memory
+    else:
+        v = torch.mm(kb, d).view(a * a, c, tiles)  # B^T d B
+        prod = torch.bmm(u, v)  # (a*a, Cout, tiles)
+        y = torch.mm(ka, prod.view(a * a, co * tiles))  # A^T M A: (m*m, Cout * tiles)
+        y = y.view(m, m, co, n, th, tw).permute(3, 2, 4, 0, 5, 1).reshape(n, co, th * m, tw * m)
+        if bias is not None:
+            y = y + bias.view(co, 1, 1)
+    if th * m == h and tw * m == w:
+        return y
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return y[..., :h, :w].contiguous(memory_format=memory_format)
+
+
+class WinogradTrainConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (the same ``weight`` and ``bias`` parameters, the same state_dict) whose
+    forward computes F(4x4, 3x3) from the weight at every call (:func:`winograd_conv2d`), so
+    gradients reach the weight and the input through the transformed domain.
+
+    Made by :func:`fast_training` from a 3x3 stride-1 conv; under autocast, or for inputs that
+    are not float32/float64, it runs as the stock conv (Winograd needs full precision).
+    """
+
+    m = 4
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor | None) -> torch.Tensor:
+        if (torch.is_autocast_enabled(input.device.type)
+                or input.dtype not in (torch.float32, torch.float64)):
+            return super()._conv_forward(input, weight, bias)
+        pad = self.padding if isinstance(self.padding, tuple) else (self.padding,) * 2
+        if isinstance(pad[0], str):  # "same" for a 3x3 stride-1 kernel is 1, "valid" is 0
+            pad = (1, 1) if pad[0] == "same" else (0, 0)
+        if any(pad):
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            input = F.pad(input, (pad[1], pad[1], pad[0], pad[0]), mode=mode)
+        return winograd_conv2d(input, weight, bias, self.m)
+
+
+def training_convs(module: nn.Module, min_channels: int = 128) -> list[nn.Conv2d]:
+    """The convs :func:`fast_training` converts: plain ``nn.Conv2d`` (not a subclass, not
+    parametrized) that are :func:`eligible`, with at least ``min_channels`` in and out."""
+    return [c for c in module.modules()
+            if type(c) is nn.Conv2d and eligible(c)
+            and min(c.in_channels, c.out_channels) >= min_channels]
+
+
+def fast_training(module: nn.Module, min_channels: int = 128) -> int:
+    """Make ``module``'s eligible convs (:func:`training_convs`) compute by Winograd F(4x4, 3x3),
+    in place; returns how many.
+
+    Each conv stays the same object with the same parameters (its class becomes
+    :class:`WinogradTrainConv2d`, a subclass that changes only the arithmetic), so optimizers,
+    EMA copies, ``state_dict`` keys and values, checkpoints and model files are those of the
+    ordinary network: a run trained with it and one trained without are interchangeable.
+    """
+    convs = training_convs(module, min_channels)
+    for conv in convs:
+        conv.__class__ = WinogradTrainConv2d
+    return len(convs)

@@ -76,6 +76,7 @@ class CycleGanTask(Task):
         self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
         self.D_A = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.D_B = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
+        self.use_fast_conv(t, self.G_AB, self.G_BA, self.D_A, self.D_B)
         self.use_channels_last(t.channels_last, self.G_AB, self.G_BA, self.D_A, self.D_B)
         self.generators, self.discriminators = [self.G_AB, self.G_BA], [self.D_A, self.D_B]
         self.opt_g = adam([*self.G_AB.parameters(), *self.G_BA.parameters()], t, device)

@@ -43,6 +43,7 @@ class InpaintTask(Task):
         # SN-PatchGAN: spectral norm in place of normalisation layers (Miyato et al. 2018).
         self.D = PatchDiscriminator(4, m.ndf, m.n_layers, "none" if m.spectral_norm else m.norm,
                                     spectral_norm=m.spectral_norm).to(device)
+        self.use_fast_conv(t, self.G, self.D)
         self.use_channels_last(t.channels_last, self.G, self.D)
         self.generators = [self.G]
         # Without the adversarial term D cannot affect G: the core then runs the G step alone

@@ -29,6 +29,7 @@ class TrainOutcome:
     device: torch.device
     world: World
     result: FitResult
+    fast_conv: int = 0  # convs computed by Winograd F(4x4, 3x3)
 
     @property
     def samples(self) -> list[Path]:
@@ -102,4 +103,4 @@ def train(task_name: str, config: str | Path | None = None,
                      tensorboard=tensorboard)
     finally:
         runtime.shutdown()
-    return TrainOutcome(task_name, Path(out), device, world, result)
+    return TrainOutcome(task_name, Path(out), device, world, result, task.fast_conv)

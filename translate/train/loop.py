@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from translate import runtime
 from translate.config import TrainConfig
 from translate.errors import TranslateError
+from translate.nets import winograd
 from translate.runtime import Precision, World
 from translate.signals import StopSignals
 from translate.train import distributed
@@ -98,6 +99,9 @@ class Task:
             default); :meth:`inference_generator` prefers them.
         schedulers: stepped once at the end of every epoch (:meth:`make_schedulers`).
         memory_format: of the conv networks and their image inputs (:meth:`use_channels_last`).
+        precision: chosen with the networks (:meth:`use_fast_conv`), which ``fit`` runs at;
+            None: ``fit`` makes it from ``train.precision``.
+        fast_conv: how many convs compute by Winograd (:meth:`use_fast_conv`).
         dataset / collate_fn: what the loop batches.
     """
 
@@ -112,6 +116,8 @@ class Task:
     collate_fn: Callable | None = None
     device: torch.device
     memory_format: torch.memory_format = torch.contiguous_format
+    precision: Precision | None = None
+    fast_conv: int = 0
 
     # What the core needs (see translate.train.adversarial.AdversarialTask).
     def generate(self, batch: Any) -> Any:
@@ -169,6 +175,44 @@ class Task:
         for net in nets:
             net.to(memory_format=self.memory_format)
 
+    def use_fast_conv(self, cfg: TrainConfig, *nets: nn.Module) -> None:
+        """``train.fast_conv`` and ``train.precision`` together, for conv networks (call before
+        the optimizers and EMAs are made): the precision (``auto`` on a CPU compares bf16 with
+        fp32 as these networks would run it), then, where fp32 runs on a CPU, the 3x3
+        stride-1 convs with at least :data:`FAST_CONV_MIN_CHANNELS` channels compute by
+        Winograd F(4x4, 3x3) (:func:`translate.nets.winograd.fast_training`: same parameters,
+        same files) if ``train.fast_conv`` is true, or it is null and the micro-benchmark
+        measured them faster on this CPU (``Precision.winograd``).
+
+        Raises:
+            TranslateError: ``train.fast_conv`` true on a GPU.
+        """
+        cpu = self.device.type == "cpu"
+        if cfg.fast_conv and not cpu:
+            raise TranslateError(
+                f"config key 'train.fast_conv': true is a CPU path; on {self.device} cuDNN "
+                "chooses its own conv algorithms (leave it null or set it false)")
+        convs = [c for net in nets for c in winograd.training_convs(net, FAST_CONV_MIN_CHANNELS)]
+        allowed = cpu and cfg.fast_conv is not False and bool(convs)
+        # train.fast_conv=true needs no measurement: the convs are converted whatever it says.
+        self.precision = Precision("fp32" if cfg.fast_conv and cfg.precision == "auto"
+                                   else cfg.precision, self.device, measure=True,
+                                   winograd=allowed and cfg.fast_conv is None)
+        if cfg.fast_conv and cfg.precision == "auto":
+            self.precision.chosen = True
+            self.precision.reason = "auto: fp32, which train.fast_conv=true computes at"
+        # Under torchrun every rank computes as rank 0 measured (ranks may measure differently).
+        name, reason = runtime.gather_objects((self.precision.name, self.precision.reason))[0]
+        if name != self.precision.name:
+            self.precision = Precision(name, self.device)
+            self.precision.chosen, self.precision.reason = True, f"{reason} (rank 0's choice)"
+        # … and computes its convs alike
+        self.precision.winograd = runtime.gather_objects(self.precision.winograd)[0]
+        if allowed and self.precision.name == "fp32" and (cfg.fast_conv or
+                                                          self.precision.winograd):
+            self.fast_conv = sum(winograd.fast_training(net, FAST_CONV_MIN_CHANNELS)
+                                 for net in nets)
+
     def in_memory_format(self, batch: dict[str, Any], *keys: str) -> dict[str, Any]:
         """The batch with its image tensors ``keys`` in :attr:`memory_format`."""
         for key in keys:
@@ -199,6 +243,11 @@ class Task:
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
         """The networks inference needs and extra model.json metadata."""
         raise NotImplementedError
+
+
+# Narrower convs stay direct: there the transforms' memory traffic costs what the saved
+# multiplications gain (docs/BENCHMARKS.md, the inference measurements).
+FAST_CONV_MIN_CHANNELS = 128
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, epochs_decay: int
@@ -275,6 +324,8 @@ class FitResult:
     epoch: int
     skipped: int
     seconds: float
+    precision: str = "fp32"  # what the run computed at …
+    precision_reason: str = ""  # … and why (``auto``'s choice, or "asked for by name")
 
 
 # ── The loop's parts.
@@ -396,7 +447,7 @@ def fit(
     """
     world = runtime.WORLD
     total = run_length(cfg, batches_per_epoch(len(task.dataset), cfg.batch_size, world))
-    precision = Precision(cfg.precision, task.device)
+    precision = task.precision or Precision(cfg.precision, task.device)
     if tensorboard and world.main:
         summary_writer_class()  # a missing TensorBoard stops the run before anything is written
     run = RunFolder(run_dir)
@@ -440,7 +491,8 @@ def fit(
         if world.active:
             _check_ranks_agree(task, run, world)
         return FitResult(step=pos.step, epoch=pos.epoch, skipped=pos.skipped,
-                         seconds=time.perf_counter() - log.started)
+                         seconds=time.perf_counter() - log.started, precision=precision.name,
+                         precision_reason=precision.reason)
 
 
 def _check_ranks_agree(task: Task, run: RunFolder, world: World) -> None:

@@ -46,6 +46,7 @@ class Pix2PixTask(Task):
                                      seed=t.seed, layout=d.layout)
         self.G = unet(m.net, 3, 3, m.ngf, m.norm, m.dropout).to(device)
         self.D = PatchDiscriminator(6, m.ndf, m.n_layers, m.norm).to(device)  # (A, B): 6 ch
+        self.use_fast_conv(t, self.G, self.D)  # its precision; it has no convs to convert
         self.use_channels_last(t.channels_last, self.G, self.D)
         self.generators = [self.G]
         # Without the adversarial term D cannot affect G: the core runs the G step alone (D is

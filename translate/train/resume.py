@@ -5,7 +5,8 @@ from the config stored in the checkpoint either takes effect or is refused by na
 silently overridden by the loaded state:
 
 * :data:`TAKES_EFFECT` — read afresh from the config at every start (the length, the logging
-  intervals, where and how fast it runs);
+  intervals, where and how fast it runs; ``train.fast_conv`` too: Winograd convs hold the
+  ordinary weights, so a run trained either way continues the other way);
 * :data:`OPTIMIZER` — held by the optimizers and schedulers the checkpoint restores, so set on
   them after loading (Adam's rate and betas; with ``train.epochs`` the schedule's base rates);
 * ``train.epochs``, except from 0 (a run trained by steps has no schedule to continue); set to
@@ -36,7 +37,7 @@ from translate.train.run import RunFolder
 TAKES_EFFECT = frozenset({
     "train.steps", "train.epochs_decay", "train.log_every", "train.sample_every",
     "train.checkpoint_every", "train.max_nonfinite", "train.device", "train.num_workers",
-    "train.compile",
+    "train.compile", "train.fast_conv",
 })
 OPTIMIZER = frozenset({"train.lr", "train.beta1", "train.beta2"})
 REFUSED_BECAUSE = {  # by key, then by section

@@ -80,6 +80,7 @@ class SrTask(Task):
                                         spectral_norm=m.spectral_norm).to(device)
             self.discriminators = [self.D]
         # NHWC weights (and inputs, in to_device) with train.channels_last, before the EMA copy.
+        self.use_fast_conv(t, *self.generators, *self.discriminators)
         self.use_channels_last(t.channels_last, *self.generators, *self.discriminators)
         self.opt_g = adam(self.G.parameters(), t, device)
         self.opt_d = adam(self.D.parameters(), t, device) if self.D is not None else None

@@ -28,22 +28,23 @@ fi
 data="datasets/demo"
 [ -f "$data/prep.json" ] || "$T" data demo --out "$data"
 run="runs/demo-$stamp"
+out="$run-out"  # outputs go beside the run: `translate infer` refuses a folder inside the model's
 "$T" train cyclegan --config configs/demo.yaml --set "data.root=$data" --out "$run" "$@"
-"$T" infer "$run" "$data/testA" "$run/test/a2b" --direction a2b
-"$T" infer "$run" "$data/testB" "$run/test/b2a" --direction b2a
+"$T" infer "$run" "$data/testA" "$out/a2b" --direction a2b
+"$T" infer "$run" "$data/testB" "$out/b2a" --direction b2a
 # Every head in the report, each beside its baseline and scored (translate showcase): G_AB
 # against the known winter(testA) beside the input as is; the bundled sr-x4 beside bicubic on
 # testA shrunk ×4; the bundled inpaint model beside cv2 Telea on seeded holes, when it ships.
-"$T" showcase "$run" "$data/testA" --truth winter --limit 10 --out "$run/showcase/winter"
-"$T" showcase sr-x4 "$data/testA" --limit 4 --out "$run/showcase/sr-x4"
-sections=(--section "$run/showcase/winter/section.json"
-  --section "$run/showcase/sr-x4/section.json")
-if "$T" models | grep -Eq '^(│|\|) inpaint '; then
-  "$T" showcase inpaint "$data/testA" --limit 4 --out "$run/showcase/inpaint"
-  sections+=(--section "$run/showcase/inpaint/section.json")
+"$T" showcase "$run" "$data/testA" --truth winter --limit 10 --out "$out/showcase/winter"
+"$T" showcase sr-x4 "$data/testA" --limit 4 --out "$out/showcase/sr-x4"
+sections=(--section "$out/showcase/winter/section.json"
+  --section "$out/showcase/sr-x4/section.json")
+if "$T" models 2>&1 | grep -Eq '^(│|\|) inpaint '; then
+  "$T" showcase inpaint "$data/testA" --limit 4 --out "$out/showcase/inpaint"
+  sections+=(--section "$out/showcase/inpaint/section.json")
 else
   echo "skipped the inpainting head: no bundled 'inpaint' model (translate models)" >&2
 fi
-report="$("$T" report "$run" --compare "summer → winter (A → B):$data/testA:$run/test/a2b" \
-  --compare "winter → summer (B → A):$data/testB:$run/test/b2a" "${sections[@]}")"
+report="$("$T" report "$run" --compare "summer → winter (A → B):$data/testA:$out/a2b" \
+  --compare "winter → summer (B → A):$data/testB:$out/b2a" "${sections[@]}")"
 echo "report: $report"

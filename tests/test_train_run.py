@@ -343,3 +343,27 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_over(tmp_path: 
     assert [p.name for p in done.samples] == ["step_0000002.png"]  # the old grid is gone
     assert [r["step"] for r in records(run)] == [1, 2] and records(run)[0]["d"] != 9.0
     assert load_checkpoint(run / "state/last.pt")["step"] == 2
+
+
+def test_an_auto_precision_run_resumes_at_what_it_was_trained_at(capsys) -> None:
+    """`auto` measures the CPU each start; a resume keeps the checkpoint's precision instead of
+    a new choice (which a busy machine may make otherwise), and says so."""
+    import torch
+
+    from translate.runtime import Precision
+    from translate.train.resume import keep_trained_precision
+
+    cpu = torch.device("cpu")
+    chosen = Precision("fp32", cpu)
+    chosen.chosen = True  # as `auto` leaves it
+    keep_trained_precision(chosen, "bf16")
+    assert (chosen.name, chosen.dtype, chosen.chosen) == ("bf16", torch.bfloat16, True)
+    assert "the checkpoint's" in chosen.reason and "would choose fp32 now" in chosen.reason
+    assert "precision: bf16" in capsys.readouterr().err
+    named = Precision("fp32", cpu)  # asked for by name: never switched
+    keep_trained_precision(named, "bf16")
+    assert named.name == "fp32"
+    old = Precision("fp32", cpu)
+    old.chosen = True
+    keep_trained_precision(old, None)  # a checkpoint from before the precision was recorded
+    assert old.name == "fp32"

@@ -149,6 +149,7 @@ def save_state(task: Any, precision: Precision, config: Any, pos: Position,
         "optimizers": {k: v.state_dict() for k, v in task.optimizers().items()},
         "schedulers": {k: v.state_dict() for k, v in task.schedulers.items()},
         "scaler": precision.state_dict(),
+        "precision": precision.name,  # what the run computed at (``auto``'s choice included)
         "step": pos.step,
         "epoch": pos.epoch,
         "batch_in_epoch": pos.batch_in_epoch,

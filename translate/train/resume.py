@@ -122,6 +122,21 @@ def _length(cfg: TrainConfig, total: int) -> str:
     return f"train.steps={total}"
 
 
+def keep_trained_precision(precision: Precision, trained_at: str | None) -> None:
+    """A run with ``train.precision: auto`` continues at what it was trained at: ``auto``
+    measures the CPU (``runtime.choose_cpu_precision``), and a busy or other machine may choose
+    otherwise, which would change the arithmetic halfway (and break the exact resume). A
+    precision asked for by name cannot differ: changing ``train.precision`` is refused."""
+    if trained_at is None or not precision.chosen or trained_at == precision.name:
+        return
+    now = precision.name
+    precision.__init__(trained_at, precision.device)
+    precision.chosen = True
+    precision.reason = (f"auto: the checkpoint's, as the run was trained (auto would choose "
+                        f"{now} now)")
+    ui.info(f"precision: {trained_at} ({precision.reason})")
+
+
 def resume(run: RunFolder, task: Any, precision: Precision, config: Any, total: int,
            main: bool) -> Position:
     """Continue ``run`` from its checkpoint with ``config``: check and apply the changed keys,
@@ -139,6 +154,7 @@ def resume(run: RunFolder, task: Any, precision: Precision, config: Any, total: 
     check_task(state, task.name, run.checkpoint)
     changes = config_changes(state.get("config", {}), config)
     check_changes(changes)
+    keep_trained_precision(precision, state.get("precision"))
     pos = restore_state(task, precision, state, run.checkpoint)
     apply_changes(task, changes, config.train)
     if pos.step > total:

@@ -104,8 +104,13 @@ def test_mnist_models_reproduce_their_cards(name: str, tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "eval" / name / "eval.json").read_text())
     card = _card(name)["eval"]
-    assert scores["frechet"] == pytest.approx(card["frechet"], abs=0.01)
-    assert scores["class_entropy_bits"] == pytest.approx(card["class_entropy_bits"], abs=1e-3)
+    # The Fréchet distance and the class histogram are measured with the project's MNIST
+    # classifier, which is trained once per cache (here: the test session's) and whose weights
+    # depend on the CPU's convolution kernels and thread count: three trainings on this VM gave
+    # 139.31, 139.75 and 141.32 for the same mnist-vae samples. So they are checked within that
+    # spread; the test −ELBO, which needs no classifier, to 0.01.
+    assert scores["frechet"] == pytest.approx(card["frechet"], abs=3.0)
+    assert scores["class_entropy_bits"] == pytest.approx(card["class_entropy_bits"], abs=0.02)
     if name == "mnist-vae":
         assert scores["test_nelbo"] == pytest.approx(card["test_nelbo"], abs=0.01)
         assert card["test_nelbo"] < 110.08  # below today's default recipe (docs/RESULTS.md)

@@ -12,16 +12,20 @@ import contextlib
 import io
 import math
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import h5py
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from translate.train import adversarial
 
 
 def smooth_image(rng: np.random.Generator, h: int, w: int | None = None, channels: int = 3,
@@ -223,3 +227,74 @@ def fill_disk(folder: Path, leave: int) -> None:
     with open(folder / "filler", "wb") as f:
         f.truncate(0)
         f.write(b"\0" * max(0, free - leave))
+
+
+def img_sources(page: str) -> list[str]:
+    """The ``src`` of every ``<img>`` in an HTML page, unquoted."""
+    return [unquote(src) for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)]
+
+
+def random_weights(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``net`` with seeded N(0, 0.1) weights (far from identity, so errors would show), in eval."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.1)
+    return net.eval()
+
+
+def save_tiny_image_models(root: Path) -> dict[str, Path]:
+    """Model folders of a tiny CycleGAN, ×2 SR and inpainting model, with random weights."""
+    from translate.modelfile import save_model
+    from translate.nets.inpaint import InpaintGenerator
+    from translate.nets.resnet import ResnetGenerator
+    from translate.nets.sr import SRGenerator
+
+    save_cyclegan(root / "cyclegan", random_weights(ResnetGenerator(ngf=4, n_blocks=1), 0),
+                  random_weights(ResnetGenerator(ngf=4, n_blocks=1), 1))
+    sr = SRGenerator(2, nf=8, n_blocks=1)
+    save_model(root / "sr", "sr", {"G": random_weights(sr, 2)},
+               {"value_range": [0.0, 1.0], "scale": 2, "channels": 3,
+                "receptive_radius": sr.receptive_radius})
+    save_model(root / "inpaint", "inpaint",
+               {"G": random_weights(InpaintGenerator(ngf=8, n_blocks=1), 3)},
+               {"value_range": [-1.0, 1.0], "size_multiple": 4, "channels": 3})
+    return {"cyclegan": root / "cyclegan", "sr": root / "sr", "inpaint": root / "inpaint"}
+
+
+class ToyTask:
+    """1-D GAN for the adversarial core's tests: G shifts noise, D is a linear classifier.
+    Records what each step saw."""
+
+
+    def __init__(
+        self,
+        lr_g: float = 0.05,
+        lr_d: float = 0.05,
+        kind: str = "bce",
+        nan_d: bool = False,
+        nan_g: bool = False,
+    ):
+        torch.manual_seed(0)
+        self.G = torch.nn.Linear(4, 4)
+        self.D = torch.nn.Linear(4, 1)
+        self.generators, self.discriminators = [self.G], [self.D]
+        self.opt_g = torch.optim.SGD(self.G.parameters(), lr=lr_g)
+        self.opt_d = torch.optim.SGD(self.D.parameters(), lr=lr_d)
+        self.kind, self.nan_d, self.nan_g = kind, nan_d, nan_g
+        self.seen: dict[str, object] = {}
+
+    def generate(self, real: torch.Tensor) -> torch.Tensor:
+        return self.G(torch.randn_like(real))
+
+    def discriminator_losses(self, real, fake):
+        self.seen["fake_requires_grad_in_d_step"] = fake.requires_grad
+        self.seen["g_weight_at_d_step"] = self.G.weight.detach().clone()
+        loss = adversarial.d_loss(self.kind, self.D(real), self.D(fake))
+        return {"d": loss * float("nan") if self.nan_d else loss}
+
+    def generator_losses(self, real, fake):
+        self.seen["d_requires_grad_in_g_step"] = any(p.requires_grad for p in self.D.parameters())
+        self.seen["d_weight_at_g_step"] = self.D.weight.detach().clone()
+        loss = adversarial.g_loss(self.kind, self.D(fake))
+        return {"g": loss * float("inf") if self.nan_g else loss}

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import ToyTask
 from torch import nn
 
 from translate.errors import TranslateError
@@ -78,42 +79,6 @@ def test_generator_adv_loss_shows_d_the_real_batch_only_for_ragan(kind: str) -> 
         assert len(seen) == 1 and seen[0] is fake
         expected = g_loss(kind, fake.sum(1, keepdim=True))
     assert float(loss) == pytest.approx(float(expected))
-
-
-class ToyTask:
-    """1-D GAN: G shifts noise, D is a linear classifier. Records what each step saw."""
-
-    def __init__(
-        self,
-        lr_g: float = 0.05,
-        lr_d: float = 0.05,
-        kind: str = "bce",
-        nan_d: bool = False,
-        nan_g: bool = False,
-    ):
-        torch.manual_seed(0)
-        self.G = nn.Linear(4, 4)
-        self.D = nn.Linear(4, 1)
-        self.generators, self.discriminators = [self.G], [self.D]
-        self.opt_g = torch.optim.SGD(self.G.parameters(), lr=lr_g)
-        self.opt_d = torch.optim.SGD(self.D.parameters(), lr=lr_d)
-        self.kind, self.nan_d, self.nan_g = kind, nan_d, nan_g
-        self.seen: dict[str, object] = {}
-
-    def generate(self, real: torch.Tensor) -> torch.Tensor:
-        return self.G(torch.randn_like(real))
-
-    def discriminator_losses(self, real, fake):
-        self.seen["fake_requires_grad_in_d_step"] = fake.requires_grad
-        self.seen["g_weight_at_d_step"] = self.G.weight.detach().clone()
-        loss = d_loss(self.kind, self.D(real), self.D(fake))
-        return {"d": loss * float("nan") if self.nan_d else loss}
-
-    def generator_losses(self, real, fake):
-        self.seen["d_requires_grad_in_g_step"] = any(p.requires_grad for p in self.D.parameters())
-        self.seen["d_weight_at_g_step"] = self.D.weight.detach().clone()
-        loss = g_loss(self.kind, self.D(fake))
-        return {"g": loss * float("inf") if self.nan_g else loss}
 
 
 def test_alternating_step_updates_d_then_g_and_only_each_own_network() -> None:

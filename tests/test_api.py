@@ -8,40 +8,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import invoke
-from helpers import save_cyclegan
+from helpers import save_tiny_image_models
 from PIL import Image
 
 import translate
 from translate.errors import TranslateError
-from translate.modelfile import save_model
-from translate.nets.inpaint import InpaintGenerator
-from translate.nets.resnet import ResnetGenerator
-from translate.nets.sr import SRGenerator
 
 H, W = 30, 38  # not multiples of the networks' size multiples: padding and cropping happen
 
 
-def _random(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0, 0.1)
-    return net.eval()
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    save_cyclegan(root / "cyclegan", _random(ResnetGenerator(ngf=4, n_blocks=1), 0),
-                  _random(ResnetGenerator(ngf=4, n_blocks=1), 1))
-    sr = SRGenerator(2, nf=8, n_blocks=1)
-    save_model(root / "sr", "sr", {"G": _random(sr, 2)},
-               {"value_range": [0.0, 1.0], "scale": 2, "channels": 3,
-                "receptive_radius": sr.receptive_radius})
-    save_model(root / "inpaint", "inpaint",
-               {"G": _random(InpaintGenerator(ngf=8, n_blocks=1), 3)},
-               {"value_range": [-1.0, 1.0], "size_multiple": 4, "channels": 3})
-    return {"cyclegan": root / "cyclegan", "sr": root / "sr", "inpaint": root / "inpaint"}
+    return save_tiny_image_models(tmp_path_factory.mktemp("models"))
 
 
 def _image(kind: str, seed: int = 0) -> np.ndarray:

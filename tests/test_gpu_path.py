@@ -204,7 +204,7 @@ class HostSyncs(TorchFunctionMode):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_a_gan_step_waits_on_the_host_once_per_optimizer(precision):
-    from test_adversarial import ToyTask
+    from helpers import ToyTask
 
     task = ToyTask()
     # The project's optimizer (fused Adam): under fp16 the GradScaler hands it the overflow

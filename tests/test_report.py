@@ -4,21 +4,16 @@ and TensorBoard logging during training (``--tensorboard``)."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 import pytest
 from conftest import GAN_RUN_ARGS, error_line, invoke
+from helpers import img_sources
 from PIL import Image
 
 from translate.report import loss_groups
-
-
-def img_sources(page: str) -> list[str]:
-    return [unquote(src) for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page)]
 
 
 def test_loss_groups_split_on_the_first_underscore() -> None:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import error_line, invoke
-from helpers import save_cyclegan, smooth_image
-from test_report import img_sources
+from helpers import img_sources, save_tiny_image_models, smooth_image
 
 from translate.data.demo import winter
 from translate.data.resize import imresize
@@ -20,21 +18,10 @@ from translate.errors import TranslateError
 from translate.eval.image_metrics import psnr, ssim
 from translate.eval.showcase import sr_beside_bicubic, winter_truth
 from translate.io.images import write_image
-from translate.modelfile import load_model, save_model
-from translate.nets.inpaint import InpaintGenerator
-from translate.nets.resnet import ResnetGenerator
-from translate.nets.sr import SRGenerator
+from translate.modelfile import load_model
 from translate.report import format_number, read_section
 
 H, W = 32, 40
-
-
-def _random(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0, 0.1)
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +35,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    save_cyclegan(root / "cyclegan", _random(ResnetGenerator(ngf=4, n_blocks=1), 0),
-                  _random(ResnetGenerator(ngf=4, n_blocks=1), 1))
-    sr = SRGenerator(2, nf=8, n_blocks=1)
-    save_model(root / "sr", "sr", {"G": _random(sr, 2)},
-               {"value_range": [0.0, 1.0], "scale": 2, "channels": 3,
-                "receptive_radius": sr.receptive_radius})
-    save_model(root / "inpaint", "inpaint",
-               {"G": _random(InpaintGenerator(ngf=8, n_blocks=1), 3)},
-               {"value_range": [-1.0, 1.0], "size_multiple": 4, "channels": 3})
-    return {"cyclegan": root / "cyclegan", "sr": root / "sr", "inpaint": root / "inpaint"}
+    return save_tiny_image_models(tmp_path_factory.mktemp("models"))
 
 
 def _images(photos: Path) -> list[tuple[str, np.ndarray]]:

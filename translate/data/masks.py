@@ -175,5 +175,10 @@ def load_mask(path: str | os.PathLike, hole: str = "white",
                                      and np.array_equal(array[..., 0], array[..., 2])):
         raise ImageReadError(path, "mask has colour channels that differ; which pixels are "
                              "holes is unclear (save it as a grayscale image)")
-    values = array[..., 0]
+    return holes_of(array[..., 0], hole)
+
+
+def holes_of(values: np.ndarray, hole: str = "white") -> np.ndarray:
+    """(H, W) ``uint8``, 1 = hole, from a mask's values by the ``hole`` convention: ``white``,
+    nonzero is a hole; ``black``, zero is."""
     return (values != 0 if hole == "white" else values == 0).astype(np.uint8)

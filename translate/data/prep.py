@@ -298,7 +298,7 @@ def _fit_name(stem: str, suffix: str = ".png") -> str:
     return stem + tag
 
 
-def _output_names(files: list[Path], root: Path) -> list[str]:
+def output_names(files: list[Path], root: Path) -> list[str]:
     """Flattened ``.png`` names, unique case-insensitively (for case-insensitive disks), each
     at most ``NAME_MAX`` bytes."""
     names: list[str] = []
@@ -320,7 +320,7 @@ def _output_names(files: list[Path], root: Path) -> list[str]:
     return names
 
 
-def _is_within(path: Path, folder: Path) -> bool:
+def is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
@@ -337,7 +337,7 @@ def _prep_domain(
     report = DomainReport(name=name, folder=str(root))
     files = scan_images(root)
     report.found = len(files)
-    names = _output_names(files, root)
+    names = output_names(files, root)
     train_dir, test_dir = staging / f"train{name}", staging / f"test{name}"
     train_dir.mkdir()
     test_dir.mkdir()
@@ -394,6 +394,20 @@ def _prep_domain(
     return report
 
 
+def check_prep_args(size: int, test_fraction: float, max_pixels: int | None) -> None:
+    """Refuse a ``size`` / ``test_fraction`` a dataset maker cannot use, before any work. The
+    budget a read image gets holds for a written one: ``size``² must fit ``max_pixels``."""
+    if size < 1:
+        raise TranslateError(f"--size must be at least 1, got {size}")
+    if not 0 <= test_fraction < 1:
+        raise TranslateError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    if max_pixels is not None and size * size > max_pixels:
+        raise TranslateError(
+            f"--size {size}: every written image would have at least {size}×{size} = "
+            f"{size * size} pixels, over --max-pixels {max_pixels}; the largest --size it "
+            f"allows is {math.isqrt(max_pixels)}")
+
+
 def prep_dataset(
     dir_a: str | os.PathLike,
     dir_b: str | os.PathLike,
@@ -430,16 +444,7 @@ def prep_dataset(
     """
     dirs = {"A": Path(dir_a), "B": Path(dir_b)}
     out = Path(out)
-    if size < 1:
-        raise TranslateError(f"--size must be at least 1, got {size}")
-    if not 0 <= test_fraction < 1:
-        raise TranslateError(f"--test-fraction must be in [0, 1), got {test_fraction}")
-    if max_pixels is not None and size * size > max_pixels:
-        # The budget a read image gets holds for a written one; checked before any work.
-        raise TranslateError(
-            f"--size {size}: every written image would have at least {size}×{size} = "
-            f"{size * size} pixels, over --max-pixels {max_pixels}; the largest --size it "
-            f"allows is {math.isqrt(max_pixels)}")
+    check_prep_args(size, test_fraction, max_pixels)
     for name, folder in dirs.items():
         if not folder.exists():
             raise TranslateError(f"domain {name} folder {folder} does not exist")
@@ -450,12 +455,12 @@ def prep_dataset(
         raise TranslateError(f"--a and --b are the same folder ({dirs['A']}); give each domain "
                              "its own folder")
     for (inner, inner_dir), (outer, outer_dir) in (("a", a), ("b", b)), (("b", b), ("a", a)):
-        if _is_within(inner_dir, outer_dir):
+        if is_within(inner_dir, outer_dir):
             raise TranslateError(f"--{inner} {dirs[inner.upper()]} is inside --{outer} "
                                  f"{dirs[outer.upper()]}; the domains' folders must not overlap")
     out_abs = out.resolve()
     for name, folder in dirs.items():
-        if _is_within(out_abs, folder.resolve()):
+        if is_within(out_abs, folder.resolve()):
             raise TranslateError(
                 f"--out {out} is inside the domain {name} folder {folder}; choose another --out"
             )

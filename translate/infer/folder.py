@@ -138,16 +138,22 @@ class _Decode(Dataset):
         return decode_item(job, self.max_pixels, self.masks)
 
 
+def image_item(array: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> dict[str, Any]:
+    """What the runner keeps of one decoded image: its pixels as (3, H, W) float in [0, 1] for
+    the model, and what :func:`finish_pixels` needs to write the result like the input
+    (channels, alpha, bit depth). ``translate.load`` makes its items here too."""
+    pixels = torch.from_numpy(np.ascontiguousarray(to_float(to_rgb(array)))).permute(2, 0, 1)
+    return {"pixels": pixels, "shape": tuple(pixels.shape), "alpha": alpha,
+            "gray": array.shape[-1] == 1, "bit_depth": bit_depth}
+
+
 def decode_item(job: _Job, max_pixels: int | None, masks: Any = None) -> dict[str, Any]:
     """One input decoded on the CPU: pixels (3, H, W) float in [0, 1] and what writing needs;
     a failure as ``{"job", "error"}``."""
     try:
         image = read_image(job.src, max_pixels=max_pixels)
-        pixels = torch.from_numpy(np.ascontiguousarray(to_float(to_rgb(image.array))))
-        item = {"job": job, "pixels": pixels.permute(2, 0, 1), "alpha": image.alpha,
-                "gray": image.array.shape[-1] == 1, "bit_depth": image.bit_depth,
+        item = {"job": job, **image_item(image.array, image.alpha, image.bit_depth),
                 "warning": image.warning, "error": None}
-        item["shape"] = tuple(item["pixels"].shape)
         if job.mask is not None:
             item |= masks.decode(job.mask, image)  # "mask", "hole", "original"
         return item
@@ -419,6 +425,21 @@ def _to_host(y: torch.Tensor) -> list[Any]:
     return [_DeviceCopy(host[i], event) for i in range(b)]
 
 
+def apply_pipeline(pipeline: Any, batch: list[dict[str, Any]], x: torch.Tensor) -> list[Any]:
+    """The pipeline's result for each item of ``batch`` (``x``: their stacked pixels), in the
+    form :func:`finish_pixels` takes: inpainting gets the masks as its second input, SR makes
+    integer pixels within its memory budget, 16-bit batches run at fp32 where ``auto`` chose
+    lower (:func:`precision_for`)."""
+    with precision_for(pipeline, batch):
+        if "mask" in batch[0]:  # inpainting: (B, 1, H, W) holes as the second input
+            y = pipeline(x, torch.stack([item["mask"] for item in batch]))
+        elif hasattr(pipeline, "pixels"):  # SR: integer pixels, within its memory budget
+            return list(pipeline.pixels(x, max(item["bit_depth"] for item in batch)))
+        else:
+            y = pipeline(x)
+    return _to_host(y)
+
+
 def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport,
                max_pixels: int | None = DEFAULT_MAX_PIXELS, masks: Any = None
                ) -> list[tuple[dict[str, Any], Any]]:
@@ -430,15 +451,7 @@ def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport,
     if not batch:
         return []
     try:
-        with precision_for(pipeline, batch):
-            if "mask" in batch[0]:  # inpainting: (B, 1, H, W) holes as the second input
-                y = pipeline(x, torch.stack([item["mask"] for item in batch]))
-            elif hasattr(pipeline, "pixels"):  # SR: integer pixels, within its memory budget
-                depth = max(item["bit_depth"] for item in batch)
-                return list(zip(batch, pipeline.pixels(x, depth), strict=True))
-            else:
-                y = pipeline(x)
-        return list(zip(batch, _to_host(y), strict=True))
+        return list(zip(batch, apply_pipeline(pipeline, batch, x), strict=True))
     except (RuntimeError, ValueError) as e:
         if len(batch) > 1:
             return [r for item in batch

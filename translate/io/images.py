@@ -498,7 +498,7 @@ def to_rgb8(image: LoadedImage | np.ndarray, alpha: np.ndarray | None = None) ->
 
 
 # ITU-R BT.601 luma weights: Y' = 0.299 R' + 0.587 G' + 0.114 B'.
-_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def rgb_to_gray(array: np.ndarray) -> np.ndarray:
@@ -506,7 +506,7 @@ def rgb_to_gray(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) RGB, got shape {array.shape}")
-    luma = array.astype(np.float32) @ _BT601
+    luma = array.astype(np.float32) @ BT601
     if np.issubdtype(array.dtype, np.integer):
         luma = np.clip(np.rint(luma), 0, _max_value(array.dtype))
     return luma.astype(array.dtype)[..., None]

@@ -30,7 +30,12 @@ from translate.errors import TranslateError
 from translate.io.images import write_image
 from translate.modelfile import load_model
 from translate.nets.resnet import ResnetGenerator
-from translate.nets.winograd import WinogradTrainConv2d, fast_training, winograd_conv2d
+from translate.nets.winograd import (
+    WinogradTrainConv2d,
+    fast_training,
+    winograd_conv2d,
+    winograd_in_use,
+)
 from translate.runtime import CPU_PRECISION_ENV, Precision, choose_cpu_precision, seed_everything
 from translate.train.checkpoint import load_checkpoint
 from translate.train.cyclegan import CycleGanTask
@@ -267,6 +272,10 @@ def measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, 
 
     monkeypatch.setattr(runtime, "measure_cpu_convs", measure)
     monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
+    # each conv shape's own measurement: Winograd pays on maps of at least 16x16 here
+    monkeypatch.setattr(runtime, "_WINOGRAD_PAYS", {})
+    monkeypatch.setattr(runtime, "measure_winograd_conv", lambda shape, out_channels: {
+        "direct": 1.0, "winograd": 0.6 if shape[-1] >= 16 else 1.2})
     return calls
 
 
@@ -320,6 +329,88 @@ def test_named_fp32_measures_only_whether_its_winograd_convs_pay(
     assert not Precision("fp32", CPU, measure=True, winograd=True).winograd
 
 
+# ── train.fast_conv: null -- each conv shape decided by its own measurement.
+
+
+def test_a_conv_asks_once_per_input_shape_and_computes_as_told() -> None:
+    torch.manual_seed(0)
+    asked: list[tuple[tuple[int, ...], int]] = []
+
+    def decide(shape: tuple[int, ...], out_channels: int) -> bool:
+        asked.append((shape, out_channels))
+        return shape[-1] >= 16  # Winograd on the larger map only
+
+    plain = nn.Conv2d(128, 160, 3, padding=1)
+    net = copy.deepcopy(plain)
+    wrapped = nn.Sequential(net)
+    assert fast_training(wrapped, decide=decide) == 1 and winograd_in_use(wrapped) == 1
+    small, large = torch.randn(1, 128, 8, 8), torch.randn(2, 128, 16, 16)
+    # the small map: the stock conv, bit for bit
+    assert torch.equal(net(small), plain(small)) and torch.equal(net(small), plain(small))
+    out = net(large)  # the large one by Winograd: equal within fp32 Winograd rounding, not bitwise
+    torch.testing.assert_close(out, plain(large), rtol=0, atol=1e-5)
+    assert not torch.equal(out, plain(large))
+    net(large)
+    assert asked == [((1, 128, 8, 8), 160), ((2, 128, 16, 16), 160)]  # once per shape
+    assert winograd_in_use(wrapped) == 1
+    never = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1))
+    fast_training(never, decide=lambda shape, out_channels: False)
+    never(small)
+    assert winograd_in_use(never) == 0
+
+
+def test_winograd_pays_is_measured_once_per_shape_and_kept(
+        measured: list[dict[str, float]], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    def measure(shape: tuple[int, ...], out_channels: int) -> dict[str, float]:
+        shapes.append(shape)
+        return {"direct": 1.0, "winograd": 0.6 if shape[-1] >= 16 else 1.2}
+
+    monkeypatch.setattr(runtime, "measure_winograd_conv", measure)
+    assert runtime.winograd_pays((1, 256, 32, 32), 256)
+    assert not runtime.winograd_pays((1, 128, 8, 8), 128)
+    assert runtime.winograd_pays((1, 256, 32, 32), 256) and len(shapes) == 2
+    cache = json.loads((tmp_path / "cache" / "precision.json").read_text())
+    entry = cache[f"{runtime.cpu_model()} | torch {torch.__version__} | Winograd 1x128x8x8 -> "
+                  f"128, {torch.get_num_threads()} threads"]
+    assert (entry["direct"], entry["winograd"], entry["quiet"]) == (1.0, 1.2, True)
+    monkeypatch.setattr(runtime, "_WINOGRAD_PAYS", {})  # a new process: read from the cache
+    assert not runtime.winograd_pays((1, 128, 8, 8), 128) and len(shapes) == 2
+    # the margin: 1.04x is not enough, 1.05x is
+    monkeypatch.setattr(runtime, "measure_winograd_conv",
+                        lambda shape, c: {"direct": 1.04, "winograd": 1.0})
+    assert not runtime.winograd_pays((1, 64, 64, 64), 64)
+    monkeypatch.setattr(runtime, "measure_winograd_conv",
+                        lambda shape, c: {"direct": 1.05, "winograd": 1.0})
+    assert runtime.winograd_pays((1, 64, 64, 65), 64)
+
+
+def test_null_decides_per_shape_true_and_the_pin_convert_every_conv(
+        measured: list[dict[str, float]], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "measure_cpu_convs", lambda: dict(NO_AMX))  # fp32 wins
+    for cfg, pinned, decide in ((TrainConfig(), False, runtime.winograd_pays),
+                                (TrainConfig(fast_conv=True), False, None),
+                                (TrainConfig(), True, None)):
+        if pinned:
+            monkeypatch.setenv(CPU_PRECISION_ENV, "fp32")
+        task = Task()
+        task.device = CPU
+        net = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1), nn.Conv2d(128, 128, 3, padding=1))
+        task.use_fast_conv(cfg, net)
+        assert task.fast_conv == 2 and task.precision.name == "fp32"
+        assert all(c.winograd_decide is decide for c in net)
+        net(torch.randn(1, 128, 8, 8))  # a small map: measured slower, so direct under null
+        assert task.winograd_convs() == (0 if decide else 2)
+
+
+def test_the_real_winograd_measurement_times_both_ways() -> None:
+    timings = runtime.measure_winograd_conv((1, 128, 8, 8), 128, rounds=1)
+    assert set(timings) == {"direct", "winograd"}
+    assert all(0 < t < 60 for t in timings.values())
+
+
 def test_the_environment_pins_auto(measured: list[dict[str, float]],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CPU_PRECISION_ENV, "fp32")
@@ -355,7 +446,15 @@ def test_train_says_which_precision_it_chose_and_why(
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "precision: fp32 (auto: bf16 ran a conv step at 0.38x fp32 with Winograd convs" in text
-    assert "Winograd F(4x4, 3x3) for 8 convs (train.fast_conv)" in text
+    # the residual blocks' 8x8 maps measured slower by Winograd (the stub): direct convs
+    assert "Winograd F(4x4, 3x3)" not in text
+    monkeypatch.setattr(runtime, "measure_winograd_conv",
+                        lambda shape, out_channels: {"direct": 1.0, "winograd": 0.6})
+    monkeypatch.setattr(runtime, "_WINOGRAD_PAYS", {})  # as in a new process
+    monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path / "third-cache"))
+    result = invoke(*args, "--out", tmp_path / "fp32-winograd")
+    assert result.exit_code == 0, result.output
+    assert "Winograd F(4x4, 3x3) for 8 convs (train.fast_conv)" in " ".join(result.output.split())
 
 
 @pytest.mark.slow

@@ -159,18 +159,24 @@ def cpu_conv_timings() -> tuple[dict[str, float], str]:
     until a quiet measurement is kept. A cache that cannot be read is measured over; one that
     cannot be written is only not kept.
     """
+    return _cached_timings("", measure_cpu_convs, ("fp32", "fp32_winograd", "bf16"))
+
+
+def _cached_timings(what: str, measure: Any, names: tuple[str, ...]
+                    ) -> tuple[dict[str, float], str]:
+    """``measure()``'s timings (seconds named ``names``), kept in ``precision.json`` under this
+    CPU, torch version and ``what`` once measured on a quiet machine (:func:`cpu_conv_timings`)."""
     path = cache_dir() / "precision.json"
-    key = f"{cpu_model()} | torch {torch.__version__}"
+    key = f"{cpu_model()} | torch {torch.__version__}{what}"
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
         entry = cached.get(key) if isinstance(cached, dict) else None
         if isinstance(entry, dict) and entry.get("quiet") is True and all(
-                isinstance(entry.get(k), float) and entry[k] > 0
-                for k in ("fp32", "fp32_winograd", "bf16")):
+                isinstance(entry.get(k), float) and entry[k] > 0 for k in names):
             return entry, f"cached in {path}"
     except (OSError, ValueError):
         cached = {}
-    timings = measure_cpu_convs()
+    timings = measure()
     load = os.getloadavg()[0]
     quiet = load <= 0.5 * (os.cpu_count() or 1)
     with contextlib.suppress(OSError):
@@ -183,6 +189,59 @@ def cpu_conv_timings() -> tuple[dict[str, float], str]:
     if quiet:
         return timings, f"measured now, kept in {path}"
     return timings, f"measured now under load {load:.1f}, so measured again next time"
+
+
+def measure_winograd_conv(shape: tuple[int, ...], out_channels: int,
+                          rounds: int = 3) -> dict[str, float]:
+    """Seconds for one training step (forward + backward) of a 3x3 stride-1 conv, padding 1,
+    ``shape[1]`` -> ``out_channels`` channels, on an input of ``shape``: the stock conv
+    (``direct``) and Winograd F(4x4, 3x3) (``winograd``). Interleaved rounds after one warm-up
+    each; the best round of each."""
+    from translate.nets.winograd import fast_training  # a pure module: no import cycle
+
+    gen = torch.Generator().manual_seed(0)
+    direct = torch.nn.Conv2d(shape[1], out_channels, 3, padding=1)
+    with torch.no_grad():
+        direct.weight.normal_(0, 0.02, generator=gen)
+    winograd = torch.nn.Sequential(torch.nn.Conv2d(shape[1], out_channels, 3, padding=1))
+    winograd[0].load_state_dict(direct.state_dict())
+    fast_training(winograd, min_channels=1)
+    x = torch.randn(shape, generator=gen, requires_grad=True)
+    runs = {"direct": direct, "winograd": winograd}
+
+    def once(net: torch.nn.Module) -> float:
+        start = time.perf_counter()
+        net(x).square().mean().backward()
+        return time.perf_counter() - start
+
+    best = {name: float("inf") for name in runs}
+    for net in runs.values():
+        once(net)
+    for _ in range(rounds):
+        for name, net in runs.items():
+            best[name] = min(best[name], once(net))
+    return best
+
+
+# winograd_pays' answers in this process, by (input shape, out channels, threads).
+_WINOGRAD_PAYS: dict[tuple[Any, ...], bool] = {}
+
+
+def winograd_pays(shape: tuple[int, ...], out_channels: int) -> bool:
+    """Whether Winograd F(4x4, 3x3) trains a 3x3 conv of this input ``shape`` and
+    ``out_channels`` at least :data:`WINOGRAD_MARGIN` times as fast as the stock conv on this
+    CPU (``train.fast_conv: null``, asked by each converted conv at its first input of a
+    shape): :func:`measure_winograd_conv`, measured once per shape and kept like
+    :func:`cpu_conv_timings`. On the 2-core Xeon of docs/BENCHMARKS.md, 256 channels on 32x32
+    pay and 128 channels on 16x16 (the demo's residual blocks) do not."""
+    key = (tuple(shape), out_channels, torch.get_num_threads())
+    if key not in _WINOGRAD_PAYS:
+        n, c, h, w = shape
+        timings, _ = _cached_timings(
+            f" | Winograd {n}x{c}x{h}x{w} -> {out_channels}, {key[2]} threads",
+            lambda: measure_winograd_conv(tuple(shape), out_channels), ("direct", "winograd"))
+        _WINOGRAD_PAYS[key] = timings["direct"] >= WINOGRAD_MARGIN * timings["winograd"]
+    return _WINOGRAD_PAYS[key]
 
 
 def choose_cpu_precision(timings: dict[str, float], winograd: bool) -> tuple[str, str, bool]:
@@ -285,6 +344,11 @@ class Precision:
             self.scaler.load_state_dict(state)
 
 
+def cpu_precision_pinned() -> bool:
+    """Whether ``$TRANSLATE_CPU_PRECISION`` pins ``auto``'s choice (nothing is measured)."""
+    return bool(_pinned())
+
+
 def _pinned() -> str:
     pinned = os.environ.get(CPU_PRECISION_ENV, "")
     if pinned not in ("", "fp32", "bf16"):
@@ -311,7 +375,7 @@ def _winograd_at_fp32() -> tuple[bool, str]:
     ratio = timings["fp32"] / timings["fp32_winograd"]
     on = ratio >= WINOGRAD_MARGIN
     return on, (f"Winograd convs measured {ratio:.2f}x the direct conv on this CPU, "
-                f"{'used' if on else 'not used'} ({source})")
+                f"{'used where each shape measures faster' if on else 'not used'} ({source})")
 
 
 # ── The process group (torchrun: NCCL for ranks on GPUs, gloo for ranks on the CPU).

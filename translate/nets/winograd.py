@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -411,11 +411,16 @@ class WinogradTrainConv2d(nn.Conv2d):
     """
 
     m = 4
+    # Set by :func:`fast_training`: ``decide(input shape, out_channels)`` says whether Winograd
+    # pays for an input of that shape (asked once per shape, kept in ``winograd_shapes``);
+    # None: always Winograd.
+    winograd_decide: Callable[[tuple[int, ...], int], bool] | None = None
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor | None) -> torch.Tensor:
         if (torch.is_autocast_enabled(input.device.type)
-                or input.dtype not in (torch.float32, torch.float64)):
+                or input.dtype not in (torch.float32, torch.float64)
+                or not self.uses_winograd(tuple(input.shape))):
             return super()._conv_forward(input, weight, bias)
         pad = self.padding if isinstance(self.padding, tuple) else (self.padding,) * 2
         if isinstance(pad[0], str):  # "same" for a 3x3 stride-1 kernel is 1, "valid" is 0
@@ -424,6 +429,17 @@ class WinogradTrainConv2d(nn.Conv2d):
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
             input = F.pad(input, (pad[1], pad[1], pad[0], pad[0]), mode=mode)
         return winograd_conv2d(input, weight, bias, self.m)
+
+    def uses_winograd(self, shape: tuple[int, ...]) -> bool:
+        """Whether an input of ``shape`` is computed by Winograd (else by the stock conv)."""
+        if self.winograd_decide is None:
+            return True
+        shapes: dict[tuple[int, ...], bool] = self.__dict__.setdefault("winograd_shapes", {})
+        if shape not in shapes:
+            if torch.compiler.is_compiling():  # no measuring inside a traced graph
+                return True
+            shapes[shape] = bool(self.winograd_decide(shape, self.out_channels))
+        return shapes[shape]
 
 
 def training_convs(module: nn.Module, min_channels: int = 128) -> list[nn.Conv2d]:
@@ -434,9 +450,13 @@ def training_convs(module: nn.Module, min_channels: int = 128) -> list[nn.Conv2d
             and min(c.in_channels, c.out_channels) >= min_channels]
 
 
-def fast_training(module: nn.Module, min_channels: int = 128) -> int:
+def fast_training(module: nn.Module, min_channels: int = 128,
+                  decide: Callable[[tuple[int, ...], int], bool] | None = None) -> int:
     """Make ``module``'s eligible convs (:func:`training_convs`) compute by Winograd F(4x4, 3x3),
-    in place; returns how many.
+    in place; returns how many. With ``decide``, each conv asks it once per input shape
+    (``decide(shape, out_channels)``) and computes that shape by Winograd only where it says
+    so, else as the stock conv: Winograd's gain depends on the feature map's size (its tile
+    transforms cost more, relative to the GEMMs, on small maps).
 
     Each conv stays the same object with the same parameters (its class becomes
     :class:`WinogradTrainConv2d`, a subclass that changes only the arithmetic), so optimizers,
@@ -446,4 +466,13 @@ def fast_training(module: nn.Module, min_channels: int = 128) -> int:
     convs = training_convs(module, min_channels)
     for conv in convs:
         conv.__class__ = WinogradTrainConv2d
+        conv.winograd_decide = decide
     return len(convs)
+
+
+def winograd_in_use(module: nn.Module) -> int:
+    """How many of ``module``'s converted convs have computed (or, not yet asked, would
+    compute) some input shape by Winograd."""
+    return sum(1 for c in module.modules() if isinstance(c, WinogradTrainConv2d)
+               and (c.winograd_decide is None or not c.__dict__.get("winograd_shapes")
+                    or any(c.__dict__["winograd_shapes"].values())))

@@ -103,4 +103,5 @@ def train(task_name: str, config: str | Path | None = None,
                      tensorboard=tensorboard)
     finally:
         runtime.shutdown()
-    return TrainOutcome(task_name, Path(out), device, world, result, task.fast_conv)
+    return TrainOutcome(task_name, Path(out), device, world, result,
+                        task.winograd_convs())

@@ -101,7 +101,8 @@ class Task:
         memory_format: of the conv networks and their image inputs (:meth:`use_channels_last`).
         precision: chosen with the networks (:meth:`use_fast_conv`), which ``fit`` runs at;
             None: ``fit`` makes it from ``train.precision``.
-        fast_conv: how many convs compute by Winograd (:meth:`use_fast_conv`).
+        fast_conv: how many convs may compute by Winograd (:meth:`use_fast_conv`); of the
+            networks ``fast_conv_nets``, :meth:`winograd_convs` counts those that did.
         dataset / collate_fn: what the loop batches.
     """
 
@@ -118,6 +119,7 @@ class Task:
     memory_format: torch.memory_format = torch.contiguous_format
     precision: Precision | None = None
     fast_conv: int = 0
+    fast_conv_nets: tuple[nn.Module, ...] = ()
 
     # What the core needs (see translate.train.adversarial.AdversarialTask).
     def generate(self, batch: Any) -> Any:
@@ -210,8 +212,18 @@ class Task:
         self.precision.winograd = runtime.gather_objects(self.precision.winograd)[0]
         if allowed and self.precision.name == "fp32" and (cfg.fast_conv or
                                                           self.precision.winograd):
-            self.fast_conv = sum(winograd.fast_training(net, FAST_CONV_MIN_CHANNELS)
+            # null on a CPU that measures: each conv also asks, once per input shape, whether
+            # Winograd pays there (the representative conv's gain is not a small map's)
+            decide = (None if cfg.fast_conv or runtime.cpu_precision_pinned()
+                      else runtime.winograd_pays)
+            self.fast_conv = sum(winograd.fast_training(net, FAST_CONV_MIN_CHANNELS, decide)
                                  for net in nets)
+            self.fast_conv_nets = nets
+
+    def winograd_convs(self) -> int:
+        """How many convs computed some input by Winograd (each shape decided at its first
+        step where ``train.fast_conv`` is null; all converted ones where it is true)."""
+        return sum(winograd.winograd_in_use(net) for net in self.fast_conv_nets)
 
     def in_memory_format(self, batch: dict[str, Any], *keys: str) -> dict[str, Any]:
         """The batch with its image tensors ``keys`` in :attr:`memory_format`."""

@@ -86,6 +86,32 @@ def test_sr_x4_reproduces_its_card_on_set5(tmp_path: Path, monkeypatch) -> None:
     assert card["psnr"] >= 31.2  # the issue's goal, above SRCNN's published 30.48
 
 
+PUT = SHARED_DATA / "inpainting" / "PUT" / "imagenet_256_sample"
+needs_put = pytest.mark.skipif(not (PUT / "gt").is_dir(),
+                               reason=f"the PUT samples are not at {PUT} (../shared/data)")
+
+
+@needs_put
+def test_inpaint_reproduces_its_card_on_put_imagenet(tmp_path: Path, monkeypatch) -> None:
+    """The card's PUT imagenet figures (5 photos, their own masks, holes filled black), through
+    the command a user runs: the model within 0.01 dB of the card and ahead of both cv2
+    methods on hole PSNR, SSIM and L1."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("eval", "inpaint", "--images", PUT / "gt", "--masks", PUT / "mr0.5_0.6",
+                    "--hole", "black")
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads((tmp_path / "eval/inpaint/eval_inpaint.json").read_text()).values()
+    scores = entry["sets"][0]["scores"]
+    card = _card("inpaint")["eval"]["PUT imagenet"]
+    assert scores["model"]["psnr"] == pytest.approx(card["model"]["psnr"], abs=0.01)
+    assert scores["model"]["ssim"] == pytest.approx(card["model"]["ssim"], abs=1e-4)
+    assert scores["model"]["l1"] == pytest.approx(card["model"]["l1"], abs=1e-4)
+    for cv2 in ("cv2 Telea", "cv2 NS"):
+        assert scores["model"]["psnr"] > scores[cv2]["psnr"]
+        assert scores["model"]["ssim"] > scores[cv2]["ssim"]
+        assert scores["model"]["l1"] < scores[cv2]["l1"]
+
+
 MNIST = SHARED_DATA / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(),
                                  reason=f"the MNIST test split is not at {MNIST} (../shared/data)")

@@ -1,6 +1,6 @@
 """Copy a trained run's inference model into the package as a bundled model (translate/models/NAME).
 
-    python scripts/bundle_model.py RUN NAME --data "..." --headline "..." [--fp16]
+    python scripts/bundle_model.py RUN NAME --data "..." --headline "..." [--fp16] [--swap-directions]
 
 Writes translate/models/NAME/model.safetensors (fp16 storage with --fp16: half the bytes; the
 loader copies the weights into fp32 networks) and model.json with a ``card`` block (data,
@@ -29,9 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--headline", required=True, help="the headline figure (one line)")
     p.add_argument("--eval", default="{}", help="JSON of the card's measured figures")
     p.add_argument("--fp16", action="store_true", help="store the weights as fp16")
+    p.add_argument("--swap-directions", action="store_true",
+                   help="CycleGAN: the run's b2a becomes the model's a2b (its default) and the "
+                        "other way round, e.g. photo2monet from a run whose A is the paintings")
     args = p.parse_args(argv)
 
     meta = json.loads((args.run / "model.json").read_text(encoding="utf-8"))
+    if args.swap_directions:
+        if set(meta.get("directions", {})) != {"a2b", "b2a"}:
+            raise SystemExit(f"--swap-directions: {args.run} is not a model with both directions")
+        meta["directions"] = {"a2b": meta["directions"]["b2a"], "b2a": meta["directions"]["a2b"]}
     tensors = load_file(str(args.run / "model.safetensors"))
     if args.fp16:
         tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}

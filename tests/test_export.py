@@ -156,21 +156,6 @@ def test_gan_onnx_has_a_dynamic_batch(gan: Path, gan_onnx: Path) -> None:
 
 
 @pytest.mark.slow
-def test_residual_cyclegan_exports_and_infers_as_pytorch(tmp_path: Path) -> None:
-    run = save_cyclegan(tmp_path / "run",
-                        _perturb(ResnetGenerator(ngf=8, n_blocks=2, residual=True), 1),
-                        _perturb(ResnetGenerator(ngf=8, n_blocks=2, residual=True), 2))
-    exported = export_model(run, "onnx", dynamic=True)
-    assert len(exported) == 2 and max(e.max_error for e in exported) <= TOL
-    net = load_model(run).networks["G_AB"]
-    assert net.residual
-    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    a2b = next(e.path for e in exported if "G_AB" in e.path.name)
-    (y,) = _session(a2b).run(None, {"image": x.numpy()})
-    with torch.no_grad():
-        assert _max_err(y, net(x).numpy()) <= TOL
-
-
 def test_sr_onnx_upscales_odd_sizes(tmp_path: Path) -> None:
     net = _perturb(SRGenerator(scale=4, nf=8, n_blocks=2), 4)
     save_model(tmp_path / "sr", "sr", {"G": net},

@@ -337,7 +337,6 @@ class CycleGanModelConfig(Section):
     n_layers: int = num(3, POSITIVE)
     norm: str = "instance"
     upsample: str = "deconv"  # or "resize" (nearest ×2 + conv: no checkerboard artifacts)
-    residual: bool = False  # generators output tanh(h + atanh(input)): a change of the input
 
     def check(self) -> None:
         _check_choice("model.norm", self.norm, ("instance", "batch", "none"))

@@ -122,10 +122,6 @@ class ResnetDecoder(nn.Module):
         return self.layers(x)
 
 
-# ``residual``: the input is clamped this far inside (-1, 1) before atanh (atanh(±1) = ±inf).
-RESIDUAL_EPS = 1e-3
-
-
 class ResnetGenerator(nn.Module):
     """The CycleGAN ResNet generator: trunk (2 downsamplings + residual blocks) + decoder.
 
@@ -140,11 +136,6 @@ class ResnetGenerator(nn.Module):
         norm: ``"instance"``, ``"instance_affine"`` (imported weights trained with
             ``InstanceNorm2d(affine=True)``), ``"batch"`` or ``"none"``.
         upsample: ``"deconv"`` or ``"resize"`` (see :class:`ResnetDecoder`).
-        residual: learn a change of the input instead of a new image: the output is
-            ``tanh(h + atanh(x))`` where ``h`` is what the decoder's last conv computes (the
-            input clamped to ±(1 - 1e-3) first), so a network whose ``h`` is 0 returns its input
-            and the image's structure passes straight through (a translation that mostly
-            changes colour and tone keeps its detail). Needs ``in_ch == out_ch``.
 
     Input H and W must be multiples of ``size_multiple`` (4); pad others with
     ``layers.pad_to_multiple`` and crop the output with ``layers.crop_to``.
@@ -158,17 +149,11 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         norm: str = "instance",
         upsample: str = "deconv",
-        residual: bool = False,
     ):
         super().__init__()
-        if residual and in_ch != out_ch:
-            raise ValueError(f"residual needs in_ch == out_ch, got {in_ch} and {out_ch}")
         self.config: dict = dict(
             in_ch=in_ch, out_ch=out_ch, ngf=ngf, n_blocks=n_blocks, norm=norm, upsample=upsample
         )
-        if residual:  # only then: model files of plain generators keep their arguments
-            self.config["residual"] = True
-        self.residual = residual
         self.trunk = ResnetTrunk(in_ch, ngf, n_blocks, n_down=2, norm=norm)
         self.decoder = ResnetDecoder(out_ch, ngf, n_up=2, norm=norm, upsample=upsample)
         self.size_multiple = self.trunk.size_multiple
@@ -182,7 +167,4 @@ class ResnetGenerator(nn.Module):
         """
         # Otherwise the output would silently come back a different size.
         check_size_multiple("ResnetGenerator", x, self.size_multiple)
-        if not self.residual:
-            return self.decoder(self.trunk(x))
-        h = self.decoder.layers[:-1](self.trunk(x))  # all but the final tanh
-        return torch.tanh(h + torch.atanh(x.clamp(-1 + RESIDUAL_EPS, 1 - RESIDUAL_EPS)))
+        return self.decoder(self.trunk(x))

@@ -72,10 +72,8 @@ class CycleGanTask(Task):
         self.device = device
         self.dataset = UnalignedDataset(d.root, "train", load_size=d.load_size,
                                         crop_size=d.crop_size, flip=d.flip, seed=t.seed)
-        self.G_AB = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample,
-                                    m.residual).to(device)
-        self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample,
-                                    m.residual).to(device)
+        self.G_AB = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
+        self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
         self.D_A = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.D_B = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.use_fast_conv(t, self.G_AB, self.G_BA, self.D_A, self.D_B)

@@ -1,6 +1,7 @@
 """Copy a trained run's inference model into the package as a bundled model (translate/models/NAME).
 
-    python scripts/bundle_model.py RUN NAME --data "..." --headline "..." [--fp16] [--swap-directions]
+    python scripts/bundle_model.py RUN NAME --data "..." --headline "..." [--fp16]
+        [--swap-directions]
 
 Writes translate/models/NAME/model.safetensors (fp16 storage with --fp16: half the bytes; the
 loader copies the weights into fp32 networks) and model.json with a ``card`` block (data,

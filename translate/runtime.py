@@ -113,37 +113,43 @@ def measure_cpu_convs(rounds: int = 3) -> dict[str, float]:
     """Seconds for one representative training conv, forward + backward, on this CPU: 256 ->
     256 channels, 3x3, on 32x32 (a residual-block conv of the ResNet generators), as the
     stock conv at fp32 (``fp32``), the Winograd one at fp32 (``fp32_winograd``) and the stock
-    conv under bf16 autocast (``bf16``). Interleaved rounds after one warm-up each; the best
-    round of each. Under a second on a 2-core Xeon."""
+    conv under bf16 autocast (``bf16``) (:func:`_time_conv_steps`). Under a second on a 2-core
+    Xeon."""
+    return _time_conv_steps((1, 256, 32, 32), 256, {
+        "fp32": (False, False), "fp32_winograd": (True, False), "bf16": (False, True)}, rounds)
+
+
+def _time_conv_steps(shape: tuple[int, ...], out_channels: int,
+                     ways: dict[str, tuple[bool, bool]], rounds: int) -> dict[str, float]:
+    """Seconds for one training step (forward + backward) of a 3x3 stride-1 conv, padding 1,
+    ``shape[1]`` -> ``out_channels`` channels, on a seeded input of ``shape``, for each of
+    ``ways`` (name -> (Winograd F(4x4, 3x3), bf16 autocast)), the same seeded weights for all:
+    interleaved rounds after one warm-up each; the best round of each."""
     from translate.nets.winograd import fast_training  # a pure module: no import cycle
 
     gen = torch.Generator().manual_seed(0)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1)
+    direct = torch.nn.Conv2d(shape[1], out_channels, 3, padding=1)
     with torch.no_grad():
-        conv.weight.normal_(0, 0.02, generator=gen)
-    winograd = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1))
-    winograd[0].load_state_dict(conv.state_dict())
-    fast_training(winograd)
-    x = torch.randn(1, 256, 32, 32, generator=gen, requires_grad=True)
-    runs = {
-        "fp32": (conv, contextlib.nullcontext),
-        "fp32_winograd": (winograd, contextlib.nullcontext),
-        "bf16": (conv, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
-    }
+        direct.weight.normal_(0, 0.02, generator=gen)
+    winograd = torch.nn.Sequential(torch.nn.Conv2d(shape[1], out_channels, 3, padding=1))
+    winograd[0].load_state_dict(direct.state_dict())
+    fast_training(winograd, min_channels=1)
+    x = torch.randn(shape, generator=gen, requires_grad=True)
 
-    def once(net: torch.nn.Module, autocast: Any) -> float:
+    def once(use_winograd: bool, bf16: bool) -> float:
         start = time.perf_counter()
-        with autocast():
-            y = net(x)
+        with (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
+              else contextlib.nullcontext()):
+            y = (winograd if use_winograd else direct)(x)
         y.float().square().mean().backward()
         return time.perf_counter() - start
 
-    best = {name: float("inf") for name in runs}
-    for net, autocast in runs.values():
-        once(net, autocast)
+    best = {name: float("inf") for name in ways}
+    for way in ways.values():
+        once(*way)
     for _ in range(rounds):
-        for name, (net, autocast) in runs.items():
-            best[name] = min(best[name], once(net, autocast))
+        for name, way in ways.items():
+            best[name] = min(best[name], once(*way))
     return best
 
 
@@ -193,34 +199,11 @@ def _cached_timings(what: str, measure: Any, names: tuple[str, ...]
 
 def measure_winograd_conv(shape: tuple[int, ...], out_channels: int,
                           rounds: int = 3) -> dict[str, float]:
-    """Seconds for one training step (forward + backward) of a 3x3 stride-1 conv, padding 1,
-    ``shape[1]`` -> ``out_channels`` channels, on an input of ``shape``: the stock conv
-    (``direct``) and Winograd F(4x4, 3x3) (``winograd``). Interleaved rounds after one warm-up
-    each; the best round of each."""
-    from translate.nets.winograd import fast_training  # a pure module: no import cycle
-
-    gen = torch.Generator().manual_seed(0)
-    direct = torch.nn.Conv2d(shape[1], out_channels, 3, padding=1)
-    with torch.no_grad():
-        direct.weight.normal_(0, 0.02, generator=gen)
-    winograd = torch.nn.Sequential(torch.nn.Conv2d(shape[1], out_channels, 3, padding=1))
-    winograd[0].load_state_dict(direct.state_dict())
-    fast_training(winograd, min_channels=1)
-    x = torch.randn(shape, generator=gen, requires_grad=True)
-    runs = {"direct": direct, "winograd": winograd}
-
-    def once(net: torch.nn.Module) -> float:
-        start = time.perf_counter()
-        net(x).square().mean().backward()
-        return time.perf_counter() - start
-
-    best = {name: float("inf") for name in runs}
-    for net in runs.values():
-        once(net)
-    for _ in range(rounds):
-        for name, net in runs.items():
-            best[name] = min(best[name], once(net))
-    return best
+    """Seconds for one training step of a 3x3 conv, ``shape[1]`` -> ``out_channels`` channels,
+    on an input of ``shape``: the stock conv (``direct``) and Winograd F(4x4, 3x3)
+    (``winograd``), both at fp32 (:func:`_time_conv_steps`)."""
+    return _time_conv_steps(shape, out_channels,
+                            {"direct": (False, False), "winograd": (True, False)}, rounds)
 
 
 # winograd_pays' answers in this process, by (input shape, out channels, threads).

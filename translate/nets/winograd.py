@@ -473,6 +473,8 @@ def fast_training(module: nn.Module, min_channels: int = 128,
 def winograd_in_use(module: nn.Module) -> int:
     """How many of ``module``'s converted convs have computed (or, not yet asked, would
     compute) some input shape by Winograd."""
-    return sum(1 for c in module.modules() if isinstance(c, WinogradTrainConv2d)
-               and (c.winograd_decide is None or not c.__dict__.get("winograd_shapes")
-                    or any(c.__dict__["winograd_shapes"].values())))
+    def in_use(conv: WinogradTrainConv2d) -> bool:
+        shapes = getattr(conv, "winograd_shapes", None)
+        return conv.winograd_decide is None or not shapes or any(shapes.values())
+
+    return sum(1 for c in module.modules() if isinstance(c, WinogradTrainConv2d) and in_use(c))

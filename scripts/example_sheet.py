@@ -2,9 +2,13 @@
 
 Pairs files by relative path between an input folder and the output folder ``translate infer``
 wrote for it (outputs keep the input's name; a changed extension is matched by stem), takes the
-first ``--n`` in sorted order, and lays them out as rows of (input, output) pairs.
+first ``--n`` in sorted order, and lays them out as rows of (input, output) pairs; with
+``--truth DIR`` (paired data: the ground truth, matched the same way) as (input, output, truth)
+triples.
 
     python scripts/example_sheet.py datasets/monet64/testB out/photo2monet docs/images/p2m.png
+    python scripts/example_sheet.py datasets/edges2photo/testA out/e2p docs/images/e2p.png \
+        --truth datasets/edges2photo/testB
 """
 
 from __future__ import annotations
@@ -22,14 +26,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from translate.io.images import IMAGE_EXTENSIONS, read_image, write_image  # noqa: E402
 
 
-def pairs(inputs: Path, outputs: Path, n: int) -> list[tuple[Path, Path]]:
-    by_stem = {p.relative_to(outputs).with_suffix(""): p for p in outputs.rglob("*")
-               if p.suffix.lower() in IMAGE_EXTENSIONS}
+def by_stem(folder: Path) -> dict[Path, Path]:
+    return {p.relative_to(folder).with_suffix(""): p for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS}
+
+
+def pairs(inputs: Path, outputs: Path, n: int,
+          truth: Path | None = None) -> list[tuple[Path, ...]]:
+    """The first ``n`` inputs (sorted) with an output (and, given ``truth``, a ground truth)."""
+    others = [by_stem(outputs)] + ([by_stem(truth)] if truth else [])
     found = []
     for p in sorted(inputs.rglob("*")):
         key = p.relative_to(inputs).with_suffix("")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and key in by_stem:
-            found.append((p, by_stem[key]))
+        if p.suffix.lower() in IMAGE_EXTENSIONS and all(key in o for o in others):
+            found.append((p, *(o[key] for o in others)))
     return found[:n]
 
 
@@ -47,24 +57,28 @@ def main() -> None:
     ap.add_argument("sheet", type=Path, help="PNG to write")
     ap.add_argument("--n", type=int, default=8, help="pairs on the sheet")
     ap.add_argument("--per-row", type=int, default=4, help="pairs per row")
+    ap.add_argument("--truth", type=Path, help="ground-truth folder: a third image per input")
     args = ap.parse_args()
-    found = pairs(args.inputs, args.outputs, args.n)
+    found = pairs(args.inputs, args.outputs, args.n, args.truth)
     if not found:
-        raise SystemExit(f"no input in {args.inputs} has an output in {args.outputs}")
+        raise SystemExit(f"no input in {args.inputs} has an output in {args.outputs}"
+                         + (f" and a ground truth in {args.truth}" if args.truth else ""))
     tiles = []
-    for src, out in found:
-        a, b = tensor(src), tensor(out)
-        if a.shape != b.shape:
-            raise SystemExit(f"{out} is {tuple(b.shape)}, its input {src} {tuple(a.shape)}")
-        tiles += [a, b]
+    for src, *rest in found:
+        a = tensor(src)
+        for path, t in ((p, tensor(p)) for p in rest):
+            if a.shape != t.shape:
+                raise SystemExit(f"{path} is {tuple(t.shape)}, its input {src} {tuple(a.shape)}")
+        tiles += [a, *(tensor(p) for p in rest)]
     h = max(t.shape[1] for t in tiles)
     w = max(t.shape[2] for t in tiles)
     tiles = [torch.nn.functional.pad(t, (0, w - t.shape[2], 0, h - t.shape[1]), value=1.0)
              for t in tiles]
-    sheet = make_grid(torch.stack(tiles), nrow=2 * args.per_row, padding=2, pad_value=1.0)
+    sheet = make_grid(torch.stack(tiles), nrow=len(found[0]) * args.per_row, padding=2,
+                      pad_value=1.0)
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
     write_image(args.sheet, sheet.permute(1, 2, 0).numpy())
-    print(f"wrote {args.sheet} ({len(found)} pairs)")
+    print(f"wrote {args.sheet} ({len(found)} inputs)")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,37 @@ def test_cyclegan_models_reproduce_their_cards(name: str, a: str, b: str, monet1
         assert (got["fid"] < got["input_fid"]) == painting, direction
 
 
+@pytest.mark.slow
+@needs_monet
+def test_edges2photo_reproduces_its_card(tmp_path: Path, monkeypatch) -> None:
+    """The card's 12 held-out photos, their edges drawn again as the recipe draws them
+    (`translate data edges`), through `translate eval edges2photo`: the figures to 0.01 dB /
+    1e-4 / 0.05 FID, and below the L1-only U-Net's FID on them (the card's, measured with the
+    run it was trained beside, which does not ship)."""
+    card = _card("edges2photo")["eval"]["subset"]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in card["photos"]:
+        (photos / name).write_bytes((MONET / "testB" / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = invoke("data", "edges", photos, tmp_path / "pairs", "--size", 143,
+                    "--test-fraction", 0)
+    assert result.exit_code == 0, result.output
+    result = invoke("eval", "edges2photo", "--a", tmp_path / "pairs" / "trainA",
+                    "--b", tmp_path / "pairs" / "trainB")
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "eval" / "edges2photo" / "eval_paired.json").read_text())
+    assert scores["n"] == 12
+    got, want = scores["columns"]["model"], card["pix2pix"]
+    assert got["psnr"] == pytest.approx(want["psnr"], abs=0.01)
+    assert got["ssim"] == pytest.approx(want["ssim"], abs=1e-4)
+    assert got["l1"] == pytest.approx(want["l1"], abs=1e-4)
+    assert got["fid"] == pytest.approx(want["fid"], abs=0.05)
+    assert got["kid_mean"] == pytest.approx(want["kid_mean"], abs=5e-4)
+    assert got["fid"] < card["l1_only"]["fid"]
+    assert got["psnr"] > card["l1_only"]["psnr"] - 1.0
+
+
 MNIST = SHARED_DATA / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(),
                                  reason=f"the MNIST test split is not at {MNIST} (../shared/data)")

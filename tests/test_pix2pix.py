@@ -299,6 +299,30 @@ def test_translate_infer_cli_keeps_odd_sizes_and_refuses_direction(tmp_path: Pat
     assert not (tmp_path / "out2").exists()
 
 
+def test_grey_inputs_give_colour_outputs(tmp_path: Path) -> None:
+    """pix2pix maps A to B (edges or grey → photo): a grey input's output is RGB, in the folder
+    runner and through translate.load, equal to the network's output on the grey image as RGB
+    (CycleGAN, which keeps a grey input grey, is tested in test_infer.py)."""
+    import translate
+
+    folder = tiny_model(tmp_path / "m")
+    grey = smooth_image(np.random.default_rng(3), 37, 53)[..., 0]
+    write_image(tmp_path / "in" / "edges.png", grey)
+    result = invoke("infer", folder, tmp_path / "in", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "edges.png") as im:
+        assert im.mode == "RGB" and im.size == (53, 37)
+        written = np.asarray(im)
+    pipe = TranslationPipeline(load_model(folder), device=CPU, precision="fp32")
+    x = torch.from_numpy(np.repeat(grey[..., None], 3, axis=2)).permute(2, 0, 1)[None] / 255
+    expected = (pipe(x)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(written.astype(float) - expected).max() <= 1
+    assert np.abs(written[..., 0].astype(int) - written[..., 2].astype(int)).max() > 0  # colour
+    from_api = translate.load(folder, device="cpu")(grey)
+    assert from_api.shape == (37, 53, 3) and from_api.dtype == np.uint8
+    assert np.abs(from_api.astype(int) - written.astype(int)).max() <= 1
+
+
 @pytest.mark.slow
 def test_onnx_export_matches_pytorch_at_every_size(tmp_path: Path) -> None:
     """One dynamic graph for images smaller than the multiple (repeated reflection) and larger

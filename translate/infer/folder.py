@@ -429,7 +429,11 @@ def apply_pipeline(pipeline: Any, batch: list[dict[str, Any]], x: torch.Tensor) 
     """The pipeline's result for each item of ``batch`` (``x``: their stacked pixels), in the
     form :func:`finish_pixels` takes: inpainting gets the masks as its second input, SR makes
     integer pixels within its memory budget, 16-bit batches run at fp32 where ``auto`` chose
-    lower (:func:`precision_for`)."""
+    lower (:func:`precision_for`). A pipeline whose ``keeps_gray`` is False (pix2pix: edges or
+    grey → colour) has its results written as RGB for grey inputs too."""
+    if not getattr(pipeline, "keeps_gray", True):
+        for item in batch:
+            item["gray"] = False
     with precision_for(pipeline, batch):
         if "mask" in batch[0]:  # inpainting: (B, 1, H, W) holes as the second input
             y = pipeline(x, torch.stack([item["mask"] for item in batch]))

@@ -98,6 +98,7 @@ class OnnxPipeline:
         if self.task not in IMAGE_TASKS:
             raise TranslateError(f"{path} holds a '{self.task}' model; infer runs image-to-image "
                                  f"models ({', '.join(IMAGE_TASKS)})")
+        self.keeps_gray = self.task != "pix2pix"  # as TranslationPipeline.keeps_gray
         self.direction = meta.get("direction") or None
         if direction is not None and self.direction is not None and direction != self.direction:
             raise TranslateError(f"{path} translates {self.direction}, not {direction} "

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import translate_cmd
+from conftest import invoke, translate_cmd
 from helpers import assert_same_state, smooth_image
 from PIL import Image
 from safetensors.torch import load_file
@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from torch.utils.data import default_collate
 
 from translate.config import load_config
-from translate.io.images import write_image
+from translate.errors import TranslateError
+from translate.io.images import read_image, write_image
 from translate.runtime import Precision, seed_everything
 from translate.train.checkpoint import load_checkpoint
 from translate.train.cyclegan import CycleGanTask, ImagePool
@@ -372,3 +373,37 @@ def test_channels_last_gives_the_same_losses(root: Path) -> None:
         assert set(plain) == set(nhwc) == ALL_LOSSES
         for key in plain:
             assert nhwc[key] == pytest.approx(plain[key], abs=1e-4), (step, key)
+
+
+# ── A U-Net generator (model.net).
+
+
+def test_a_unet_cyclegan_trains_saves_and_translates_at_any_size(root: Path,
+                                                                   tmp_path: Path) -> None:
+    """model.net=unet_64 with resize upsampling: both generators are U-Nets; the model file
+    names them with their arguments and asks for mirror padding to a multiple of 64, so
+    `translate infer` keeps an odd-sized image's size."""
+    sets = [*TINY, f"data.root={root}", "model.net=unet_64", "model.upsample=resize",
+            "data.load_size=64", "data.crop_size=64", "train.steps=2"]
+    run = tmp_path / "run"
+    result = invoke("train", "cyclegan", "--out", run,
+                    *[a for s in sets for a in ("--set", s)], "-q")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["size_multiple"] == 64 and meta["padding"] == "mirror"
+    for name in ("G_AB", "G_BA"):
+        assert meta["networks"][name]["class"] == "UnetGenerator"
+        assert meta["networks"][name]["args"] == {
+            "in_ch": 3, "out_ch": 3, "num_downs": 6, "ngf": 8, "norm": "instance",
+            "dropout": False, "upsample": "resize"}
+    write_image(tmp_path / "in" / "odd.png", smooth_image(np.random.default_rng(1), 37, 70))
+    result = invoke("infer", run, tmp_path / "in", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "out" / "odd.png").array.shape == (37, 70, 3)
+
+
+def test_a_unet_needs_a_crop_of_its_multiple(root: Path) -> None:
+    with pytest.raises(TranslateError, match=r"data.crop_size.*multiple of 64.*unet_64"):
+        build(root, "model.net=unet_64")  # the tiny crop is 32
+    with pytest.raises(TranslateError, match="model.net"):
+        build(root, "model.net=unet_32")

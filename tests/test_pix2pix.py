@@ -71,8 +71,8 @@ def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["model.net=unet_64"], "config key 'model.net': 'unet_64' is not one of unet_128, "
-                            "unet_256"),
+    (["model.net=unet_32"], "config key 'model.net': 'unet_32' is not one of unet_64, "
+                            "unet_128, unet_256"),
     (["data.crop_size=200", "data.load_size=286"],
      "config key 'data.crop_size': 200 is not a multiple of 256 (model.net=unet_256 "
      "downsamples 8 times)"),

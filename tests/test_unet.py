@@ -100,8 +100,8 @@ def test_size_must_be_a_multiple():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_downs >= 5"):
         UnetGenerator(num_downs=4)
-    with pytest.raises(ValueError, match="unknown U-Net 'unet_64'"):
-        unet("unet_64")
+    with pytest.raises(ValueError, match="unknown U-Net 'unet_32'"):
+        unet("unet_32")
     with pytest.raises(ValueError, match="innermost"):
         UnetSkipConnectionBlock(8, 8)
 
@@ -152,3 +152,18 @@ def test_matches_the_reference_forward_and_state_dict_keys():
     ours.eval()
     ref.eval()
     torch.testing.assert_close(ours(x), ref.model(x), rtol=0, atol=1e-6)
+
+
+def test_resize_upsampling_has_no_transposed_conv_and_keeps_the_shapes():
+    deconv = UnetGenerator(num_downs=6, ngf=4, norm="instance", dropout=False)
+    resize = UnetGenerator(num_downs=6, ngf=4, norm="instance", dropout=False,
+                           upsample="resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in resize.modules())
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in deconv.modules()) == 6
+    assert resize.config["upsample"] == "resize" and "upsample" not in deconv.config
+    x = torch.rand(2, 3, 64, 128) * 2 - 1
+    with torch.no_grad():
+        y = resize(x)
+    assert y.shape == x.shape and float(y.abs().max()) <= 1
+    with pytest.raises(ValueError, match="unknown upsample"):
+        UnetGenerator(num_downs=6, ngf=4, upsample="bilinear")

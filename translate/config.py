@@ -337,10 +337,15 @@ class CycleGanModelConfig(Section):
     n_layers: int = num(3, POSITIVE)
     norm: str = "instance"
     upsample: str = "deconv"  # or "resize" (nearest ×2 + conv: no checkerboard artifacts)
+    # Generators: "resnet" (the reference's ResNet: n_blocks) or a U-Net with skips at every
+    # scale (unet_64, unet_128, unet_256: 6, 7, 8 stride-2 levels, no dropout), which keeps an
+    # image's fine structure; the crop must be a multiple of 2 ** levels.
+    net: str = "resnet"
 
     def check(self) -> None:
         _check_choice("model.norm", self.norm, ("instance", "batch", "none"))
         _check_choice("model.upsample", self.upsample, ("deconv", "resize"))
+        _check_choice("model.net", self.net, ("resnet", *UNET_DOWNS))
 
 
 @dataclass(frozen=True)
@@ -385,12 +390,18 @@ class CycleGanConfig(TaskConfig):
 
     def check_sizes(self) -> None:
         m, crop = self.model, self.data.crop_size
+        if m.net != "resnet":
+            multiple = 2 ** UNET_DOWNS[m.net]  # the U-Net halves the crop down to 1×1
+            if crop % multiple:
+                raise TranslateError(
+                    f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
+                    f"(model.net={m.net} downsamples {UNET_DOWNS[m.net]} times)")
         multiple = 4  # ResnetGenerator's two stride-2 downsamplings
         if crop % multiple:
             raise TranslateError(
                 f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
                 "(the cyclegan ResNet generator downsamples twice)")
-        g = min_input_size(resnet_trunk_layers(2, m.n_blocks))
+        g = min_input_size(resnet_trunk_layers(2, m.n_blocks)) if m.net == "resnet" else 1
         d = min_input_size(patchgan_layers(m.n_layers))
         need = _round_up(max(g, d), multiple)
         if crop < need:
@@ -561,13 +572,14 @@ class SrConfig(TaskConfig):
                                  f"(σ in HR pixels), got {self.data.blur}")
 
 
-UNET_DOWNS = {"unet_128": 7, "unet_256": 8}  # nets.unet.UNET_DEPTHS (held equal by a test)
+UNET_DOWNS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}  # nets.unet.UNET_DEPTHS (a test
+# holds them equal)
 
 
 @dataclass(frozen=True)
 class Pix2PixModelConfig(Section):
     _key = "model"
-    net: str = "unet_256"  # U-Net generator: unet_256 (8 stride-2 levels) or unet_128 (7)
+    net: str = "unet_256"  # U-Net generator: unet_256 (8 stride-2 levels), unet_128 (7), unet_64
     ngf: int = num(64, POSITIVE)
     ndf: int = num(64, POSITIVE)  # conditional PatchGAN on (A, B) concatenated: 6 channels
     n_layers: int = num(3, POSITIVE)  # 3: 70×70 patches

@@ -26,8 +26,18 @@ from torch import nn
 from translate.nets.layers import check_size_multiple, conv_bias, init_weights, norm_layer
 
 # The two depths the reference names; ``num_downs`` is the number of stride-2 convs.
-UNET_DEPTHS = {"unet_128": 7, "unet_256": 8}
+UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
 MIN_DOWNS = 5  # innermost + three widening blocks + outermost
+
+
+def _up_conv(in_ch: int, out_ch: int, bias: bool, upsample: str) -> nn.Module:
+    """A x2 upsampling conv: the reference's transposed conv, or resize + conv."""
+    if upsample == "deconv":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias)
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                             nn.Conv2d(in_ch, out_ch, 3, bias=bias))
+    raise ValueError(f"unknown upsample {upsample!r}; expected deconv or resize")
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -46,6 +56,8 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: the bottleneck: no norm after the down conv, no inner block.
         norm: normalisation name (see ``layers.norm_layer``).
         use_dropout: dropout 0.5 after the up conv's norm (pix2pix's noise, Sec. 3.2).
+        upsample: ``"deconv"`` (the reference's 4x4 stride-2 transposed conv) or ``"resize"``
+            (nearest x2, reflect pad, 3x3 conv: no checkerboard, as ``ResnetDecoder``'s).
     """
 
     def __init__(
@@ -58,6 +70,7 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         use_dropout: bool = False,
+        upsample: str = "deconv",
     ):
         super().__init__()
         if (submodule is None) != innermost:
@@ -73,14 +86,13 @@ class UnetSkipConnectionBlock(nn.Module):
         up_relu = nn.ReLU(inplace=True)  # acts on a fresh concatenation or conv output
         if outermost:
             # The output layer keeps its bias (no norm follows) and maps to [-1, 1].
-            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1)
+            up_conv = _up_conv(inner_nc * 2, outer_nc, True, upsample)
             layers = [down_conv, submodule, up_relu, up_conv, nn.Tanh()]
         elif innermost:
-            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=bias)
+            up_conv = _up_conv(inner_nc, outer_nc, bias, upsample)
             layers = [down_relu, down_conv, up_relu, up_conv, norm_layer(norm, outer_nc)]
         else:
-            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1,
-                                         bias=bias)
+            up_conv = _up_conv(inner_nc * 2, outer_nc, bias, upsample)
             layers = [down_relu, down_conv, norm_layer(norm, inner_nc), submodule,
                       up_relu, up_conv, norm_layer(norm, outer_nc)]
             if use_dropout:
@@ -114,6 +126,7 @@ class UnetGenerator(nn.Module):
         norm: ``"batch"`` (pix2pix), ``"instance"``, ``"instance_affine"`` or ``"none"``.
         dropout: dropout 0.5 in the middle 8ngf levels, in training and — as pix2pix runs
             it, the generator's noise — also at test time if the caller keeps it in train mode.
+        upsample: ``"deconv"`` (the reference) or ``"resize"`` (see ``_up_conv``).
 
     Input H and W must be multiples of ``size_multiple = 2 ** num_downs``; pad others with
     ``layers.pad_to_multiple`` and crop the output with ``layers.crop_to``.
@@ -127,6 +140,7 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = True,
+        upsample: str = "deconv",
     ):
         super().__init__()
         if num_downs < MIN_DOWNS:
@@ -134,16 +148,19 @@ class UnetGenerator(nn.Module):
         self.config: dict = dict(
             in_ch=in_ch, out_ch=out_ch, num_downs=num_downs, ngf=ngf, norm=norm, dropout=dropout
         )
+        if upsample != "deconv":  # model files of deconv U-Nets keep their earlier args
+            self.config["upsample"] = upsample
+        up = {"norm": norm, "upsample": upsample}
         # Built from the inside out, as the reference does.
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **up)
         for _ in range(num_downs - MIN_DOWNS):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm,
-                                            use_dropout=dropout)
-        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block,
+                                            use_dropout=dropout, **up)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **up)
         self.model = UnetSkipConnectionBlock(out_ch, ngf, input_nc=in_ch, submodule=block,
-                                             outermost=True, norm=norm)
+                                             outermost=True, **up)
         self.size_multiple = 2**num_downs
         init_weights(self, 0.02)
 
@@ -159,12 +176,13 @@ class UnetGenerator(nn.Module):
 
 
 def unet(name: str, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = "batch",
-         dropout: bool = True) -> UnetGenerator:
-    """The reference's named U-Nets: ``"unet_256"`` (8 levels) or ``"unet_128"`` (7).
+         dropout: bool = True, upsample: str = "deconv") -> UnetGenerator:
+    """The named U-Nets: the reference's ``"unet_256"`` (8 levels) and ``"unet_128"`` (7), and
+    ``"unet_64"`` (6) for 64-pixel crops.
 
     Raises:
         ValueError: an unknown name.
     """
     if name not in UNET_DEPTHS:
         raise ValueError(f"unknown U-Net {name!r}; expected one of {', '.join(UNET_DEPTHS)}")
-    return UnetGenerator(in_ch, out_ch, UNET_DEPTHS[name], ngf, norm, dropout)
+    return UnetGenerator(in_ch, out_ch, UNET_DEPTHS[name], ngf, norm, dropout, upsample)

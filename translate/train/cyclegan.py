@@ -1,9 +1,9 @@
 """CycleGAN (Zhu et al. 2017) on the shared adversarial core: unpaired A ↔ B.
 
-Two generators, G_AB: A → B and G_BA: B → A (ResnetGenerator), and two PatchGAN
-discriminators, D_A judging domain A and D_B judging domain B. Per iteration, the core's D step
-trains D_A and D_B on real (1) versus pooled, detached fakes (0), halved as in the paper; its G step
-trains both generators through the frozen discriminators with fakes labelled 1, plus
+Two generators, G_AB: A → B and G_BA: B → A (ResnetGenerator, or a U-Net: model.net), and two
+PatchGAN discriminators, D_A judging domain A and D_B judging domain B. Per iteration, the core's D
+step trains D_A and D_B on real (1) versus pooled, detached fakes (0), halved as in the paper; its
+G step trains both generators through the frozen discriminators with fakes labelled 1, plus
 
     cycle     λ_A ‖G_BA(G_AB(a)) − a‖₁ + λ_B ‖G_AB(G_BA(b)) − b‖₁            (Eqn. 2)
     identity  λ_idt (λ_B ‖G_AB(b) − b‖₁ + λ_A ‖G_BA(a) − a‖₁)                (Sec. 5.2)
@@ -22,6 +22,7 @@ from translate.config import CycleGanConfig
 from translate.data.unaligned import UnalignedDataset
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
+from translate.nets.unet import unet
 from translate.train.adversarial import d_loss, generator_adv_loss
 from translate.train.loop import Task, adam, evaluating, maybe_compile
 
@@ -64,6 +65,14 @@ class ImagePool:
         self.images = [t.to(device) for t in state.get("images", [])]
 
 
+def generator(m: Any) -> nn.Module:
+    """One generator as ``model`` (a CycleGanModelConfig) says: the ResNet, or a U-Net without
+    dropout (as the reference's CycleGAN runs its U-Nets)."""
+    if m.net == "resnet":
+        return ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample)
+    return unet(m.net, 3, 3, m.ngf, m.norm, dropout=False, upsample=m.upsample)
+
+
 class CycleGanTask(Task):
     name = "cyclegan"
 
@@ -72,8 +81,8 @@ class CycleGanTask(Task):
         self.device = device
         self.dataset = UnalignedDataset(d.root, "train", load_size=d.load_size,
                                         crop_size=d.crop_size, flip=d.flip, seed=t.seed)
-        self.G_AB = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
-        self.G_BA = ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample).to(device)
+        self.G_AB, self.G_BA = (generator(m).to(device) for _ in range(2))
+        self.unet = m.net != "resnet"
         self.D_A = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.D_B = PatchDiscriminator(3, m.ndf, m.n_layers, m.norm).to(device)
         self.use_fast_conv(t, self.G_AB, self.G_BA, self.D_A, self.D_B)
@@ -160,7 +169,8 @@ class CycleGanTask(Task):
         return self.inference_generators(), {
             "value_range": [-1.0, 1.0],
             "directions": {"a2b": "G_AB", "b2a": "G_BA"},
-            "size_multiple": 4,
+            "size_multiple": self.G_AB.size_multiple if self.unet else 4,
+            **({"padding": "mirror"} if self.unet else {}),  # U-Net multiples: up to 256
             "channels": 3,
             "ema": bool(self.emas),
         }

@@ -407,3 +407,5 @@ def test_a_unet_needs_a_crop_of_its_multiple(root: Path) -> None:
         build(root, "model.net=unet_64")  # the tiny crop is 32
     with pytest.raises(TranslateError, match="model.net"):
         build(root, "model.net=unet_32")
+    with pytest.raises(TranslateError, match="model.input_skip.*upsample=resize"):
+        build(root, "model.input_skip=true")  # the ResNet

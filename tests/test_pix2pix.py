@@ -318,9 +318,13 @@ def test_grey_inputs_give_colour_outputs(tmp_path: Path) -> None:
     expected = (pipe(x)[0].permute(1, 2, 0).numpy() * 255).round()
     assert np.abs(written.astype(float) - expected).max() <= 1
     assert np.abs(written[..., 0].astype(int) - written[..., 2].astype(int)).max() > 0  # colour
-    from_api = translate.load(folder, device="cpu")(grey)
+    pipe = translate.load(folder, device="cpu")
+    from_api = pipe(grey)
     assert from_api.shape == (37, 53, 3) and from_api.dtype == np.uint8
     assert np.abs(from_api.astype(int) - written.astype(int)).max() <= 1
+    as_tensor = pipe(torch.from_numpy(grey)[None].float() / 255)  # (1, H, W) → (3, H, W)
+    assert as_tensor.shape == (3, 37, 53)
+    assert np.abs(as_tensor.permute(1, 2, 0).numpy() * 255 - written).max() <= 1
 
 
 @pytest.mark.slow

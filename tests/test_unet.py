@@ -167,3 +167,23 @@ def test_resize_upsampling_has_no_transposed_conv_and_keeps_the_shapes():
     assert y.shape == x.shape and float(y.abs().max()) <= 1
     with pytest.raises(ValueError, match="unknown upsample"):
         UnetGenerator(num_downs=6, ngf=4, upsample="bilinear")
+
+
+def test_input_skip_feeds_the_image_to_the_output_layer():
+    torch.manual_seed(0)
+    g = UnetGenerator(num_downs=6, ngf=4, norm="instance", dropout=False, upsample="resize",
+                      input_skip=True)
+    assert g.config["input_skip"] is True
+    last = g.model.out[1]
+    assert last.in_channels == 2 * 4 + 3  # the upsampled features and the image
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+        # the output depends on a single input pixel at full resolution through the skip
+        x2 = x.clone()
+        x2[0, :, 31, 31] += 0.5
+        changed = (g(x2) - y).abs().sum(1)[0] > 1e-6
+    assert y.shape == x.shape
+    assert changed[31, 31] and changed[30:33, 30:33].all()
+    with pytest.raises(ValueError, match="input_skip"):
+        UnetGenerator(num_downs=6, ngf=4, input_skip=True)  # deconv

@@ -122,7 +122,8 @@ class Pipe:
         return out[..., 0] if squeeze and out.shape[-1] == 1 else out
 
     def _tensor(self, pipeline: Any, x: torch.Tensor, mask: Any) -> torch.Tensor:
-        """(C, H, W) or (N, C, H, W) float in [0, 1] → the same shape kind, dtype and device."""
+        """(C, H, W) or (N, C, H, W) float in [0, 1] → the same shape kind, dtype and device
+        (C = 1 comes back with 3 channels from a pipeline that does not keep grey: pix2pix)."""
         if not x.is_floating_point() or x.ndim not in (3, 4) or x.shape[-3] not in (1, 3):
             raise TranslateError(f"expected a float tensor (C, H, W) or (N, C, H, W) with C = 1 "
                                  f"or 3, got {x.dtype} of shape {tuple(x.shape)}")
@@ -143,7 +144,7 @@ class Pipe:
         else:
             y = pipeline(rgb)
         y = y.float().cpu()
-        if gray:  # BT.601 luma, as translate infer writes grayscale inputs
+        if gray and getattr(pipeline, "keeps_gray", True):  # BT.601 luma, as infer writes it
             weights = torch.from_numpy(BT601).view(1, 3, 1, 1)
             y = (y * weights).sum(dim=1, keepdim=True)
         y = y.to(device=x.device, dtype=x.dtype)

@@ -341,11 +341,17 @@ class CycleGanModelConfig(Section):
     # scale (unet_64, unet_128, unet_256: 6, 7, 8 stride-2 levels, no dropout), which keeps an
     # image's fine structure; the crop must be a multiple of 2 ** levels.
     net: str = "resnet"
+    # U-Net with upsample=resize only: the output layer also sees the input image (a skip at
+    # full resolution; the U-Net's finest skip is otherwise at half resolution)
+    input_skip: bool = False
 
     def check(self) -> None:
         _check_choice("model.norm", self.norm, ("instance", "batch", "none"))
         _check_choice("model.upsample", self.upsample, ("deconv", "resize"))
         _check_choice("model.net", self.net, ("resnet", *UNET_DOWNS))
+        if self.input_skip and (self.net == "resnet" or self.upsample != "resize"):
+            raise TranslateError("config key 'model.input_skip': needs a U-Net (model.net) "
+                                 "with model.upsample=resize")
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class UnetSkipConnectionBlock(nn.Module):
         use_dropout: dropout 0.5 after the up conv's norm (pix2pix's noise, Sec. 3.2).
         upsample: ``"deconv"`` (the reference's 4x4 stride-2 transposed conv) or ``"resize"``
             (nearest x2, reflect pad, 3x3 conv: no checkerboard, as ``ResnetDecoder``'s).
+        input_skip: outermost only, with ``"resize"``: the last conv also sees the input image
+            (concatenated after the upsampling), a skip at full resolution; without it the
+            finest skip is at half resolution and the image's finest detail is rebuilt.
     """
 
     def __init__(
@@ -71,11 +74,14 @@ class UnetSkipConnectionBlock(nn.Module):
         norm: str = "batch",
         use_dropout: bool = False,
         upsample: str = "deconv",
+        input_skip: bool = False,
     ):
         super().__init__()
         if (submodule is None) != innermost:
             raise ValueError("the innermost U-Net block, and only it, has no submodule")
-        self.outermost = outermost
+        if input_skip and not (outermost and upsample == "resize"):
+            raise ValueError("input_skip is for the outermost block with upsample='resize'")
+        self.outermost, self.input_skip = outermost, input_skip
         # As the reference: a conv bias only where no batch norm could absorb it — including the
         # outermost and innermost down convs, which have no norm after them at all.
         bias = conv_bias(norm)
@@ -84,7 +90,12 @@ class UnetSkipConnectionBlock(nn.Module):
         # Not in place (the reference's is): x is also the skip (see forward).
         down_relu = nn.LeakyReLU(0.2)
         up_relu = nn.ReLU(inplace=True)  # acts on a fresh concatenation or conv output
-        if outermost:
+        if outermost and input_skip:
+            # features at full size, then (with the image) the output layer
+            layers = [down_conv, submodule, up_relu, nn.Upsample(scale_factor=2, mode="nearest")]
+            self.out = nn.Sequential(nn.ReflectionPad2d(1),
+                                     nn.Conv2d(inner_nc * 2 + input_nc, outer_nc, 3), nn.Tanh())
+        elif outermost:
             # The output layer keeps its bias (no norm follows) and maps to [-1, 1].
             up_conv = _up_conv(inner_nc * 2, outer_nc, True, upsample)
             layers = [down_conv, submodule, up_relu, up_conv, nn.Tanh()]
@@ -102,7 +113,7 @@ class UnetSkipConnectionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, outer_nc, H, W) -> (B, 2 * outer_nc, H, W); outermost: -> (B, outer_nc, H, W)
         if self.outermost:
-            return self.model(x)
+            return self.out(torch.cat([self.model(x), x], 1)) if self.input_skip else self.model(x)
         # The reference's LeakyReLU is in place, so its skip carries LeakyReLU(x) rather than x;
         # the parent level's first layer is a ReLU, and ReLU(LeakyReLU(x)) = ReLU(x), so the
         # function is the same either way.
@@ -127,6 +138,8 @@ class UnetGenerator(nn.Module):
         dropout: dropout 0.5 in the middle 8ngf levels, in training and — as pix2pix runs
             it, the generator's noise — also at test time if the caller keeps it in train mode.
         upsample: ``"deconv"`` (the reference) or ``"resize"`` (see ``_up_conv``).
+        input_skip: with ``"resize"``: the output layer also sees the input image (see
+            :class:`UnetSkipConnectionBlock`).
 
     Input H and W must be multiples of ``size_multiple = 2 ** num_downs``; pad others with
     ``layers.pad_to_multiple`` and crop the output with ``layers.crop_to``.
@@ -141,6 +154,7 @@ class UnetGenerator(nn.Module):
         norm: str = "batch",
         dropout: bool = True,
         upsample: str = "deconv",
+        input_skip: bool = False,
     ):
         super().__init__()
         if num_downs < MIN_DOWNS:
@@ -150,6 +164,8 @@ class UnetGenerator(nn.Module):
         )
         if upsample != "deconv":  # model files of deconv U-Nets keep their earlier args
             self.config["upsample"] = upsample
+        if input_skip:
+            self.config["input_skip"] = True
         up = {"norm": norm, "upsample": upsample}
         # Built from the inside out, as the reference does.
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **up)
@@ -160,7 +176,7 @@ class UnetGenerator(nn.Module):
         block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **up)
         block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **up)
         self.model = UnetSkipConnectionBlock(out_ch, ngf, input_nc=in_ch, submodule=block,
-                                             outermost=True, **up)
+                                             outermost=True, input_skip=input_skip, **up)
         self.size_multiple = 2**num_downs
         init_weights(self, 0.02)
 
@@ -176,7 +192,8 @@ class UnetGenerator(nn.Module):
 
 
 def unet(name: str, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = "batch",
-         dropout: bool = True, upsample: str = "deconv") -> UnetGenerator:
+         dropout: bool = True, upsample: str = "deconv", input_skip: bool = False
+         ) -> UnetGenerator:
     """The named U-Nets: the reference's ``"unet_256"`` (8 levels) and ``"unet_128"`` (7), and
     ``"unet_64"`` (6) for 64-pixel crops.
 
@@ -185,4 +202,5 @@ def unet(name: str, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = 
     """
     if name not in UNET_DEPTHS:
         raise ValueError(f"unknown U-Net {name!r}; expected one of {', '.join(UNET_DEPTHS)}")
-    return UnetGenerator(in_ch, out_ch, UNET_DEPTHS[name], ngf, norm, dropout, upsample)
+    return UnetGenerator(in_ch, out_ch, UNET_DEPTHS[name], ngf, norm, dropout, upsample,
+                         input_skip)

@@ -70,7 +70,8 @@ def generator(m: Any) -> nn.Module:
     dropout (as the reference's CycleGAN runs its U-Nets)."""
     if m.net == "resnet":
         return ResnetGenerator(3, 3, m.ngf, m.n_blocks, m.norm, m.upsample)
-    return unet(m.net, 3, 3, m.ngf, m.norm, dropout=False, upsample=m.upsample)
+    return unet(m.net, 3, 3, m.ngf, m.norm, dropout=False, upsample=m.upsample,
+                input_skip=m.input_skip)
 
 
 class CycleGanTask(Task):

@@ -397,11 +397,7 @@ class CycleGanConfig(TaskConfig):
     def check_sizes(self) -> None:
         m, crop = self.model, self.data.crop_size
         if m.net != "resnet":
-            multiple = 2 ** UNET_DOWNS[m.net]  # the U-Net halves the crop down to 1×1
-            if crop % multiple:
-                raise TranslateError(
-                    f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
-                    f"(model.net={m.net} downsamples {UNET_DOWNS[m.net]} times)")
+            _check_unet_crop(m.net, crop)
         multiple = 4  # ResnetGenerator's two stride-2 downsamplings
         if crop % multiple:
             raise TranslateError(
@@ -582,6 +578,15 @@ UNET_DOWNS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}  # nets.unet.UNET_DEPT
 # holds them equal)
 
 
+def _check_unet_crop(net: str, crop: int) -> None:
+    """A U-Net halves the crop down to 1×1: it must be a multiple of 2 ** levels."""
+    multiple = 2 ** UNET_DOWNS[net]
+    if crop % multiple:
+        raise TranslateError(
+            f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
+            f"(model.net={net} downsamples {UNET_DOWNS[net]} times)")
+
+
 @dataclass(frozen=True)
 class Pix2PixModelConfig(Section):
     _key = "model"
@@ -643,11 +648,7 @@ class Pix2PixConfig(TaskConfig):
         if self.loss.l1 == 0 and self.loss.adversarial == 0:
             raise TranslateError("config keys 'loss.l1' and 'loss.adversarial' are both 0: "
                                  "the generator would have nothing to learn from")
-        multiple = 2 ** UNET_DOWNS[m.net]  # the U-Net halves the crop down to 1×1
-        if crop % multiple:
-            raise TranslateError(
-                f"config key 'data.crop_size': {crop} is not a multiple of {multiple} "
-                f"(model.net={m.net} downsamples {UNET_DOWNS[m.net]} times)")
+        _check_unet_crop(m.net, crop)
         d = min_input_size(patchgan_layers(m.n_layers))
         if self.loss.adversarial > 0 and crop < d:
             raise TranslateError(

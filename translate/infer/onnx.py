@@ -20,7 +20,7 @@ import torch
 from translate import runtime
 from translate.errors import TranslateError
 from translate.infer.inpaint import MaskFolder
-from translate.infer.wrap import from_network, to_network
+from translate.infer.wrap import from_network, keeps_gray, to_network
 from translate.modelfile import EXPORT_FORMAT, export_meta
 from translate.runtime import World
 from translate.tasks import names
@@ -98,7 +98,7 @@ class OnnxPipeline:
         if self.task not in IMAGE_TASKS:
             raise TranslateError(f"{path} holds a '{self.task}' model; infer runs image-to-image "
                                  f"models ({', '.join(IMAGE_TASKS)})")
-        self.keeps_gray = self.task != "pix2pix"  # as TranslationPipeline.keeps_gray
+        self.keeps_gray = keeps_gray(self.task)
         self.direction = meta.get("direction") or None
         if direction is not None and self.direction is not None and direction != self.direction:
             raise TranslateError(f"{path} translates {self.direction}, not {direction} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from translate.errors import TranslateError
-from translate.infer.wrap import PadCrop, padding, size_multiple, value_range
+from translate.infer.wrap import PadCrop, keeps_gray, padding, size_multiple, value_range
 from translate.modelfile import Model
 from translate.nets.winograd import fast_inference
 from translate.runtime import Precision
@@ -31,10 +31,7 @@ class TranslationPipeline:
         if direction not in directions:
             have = ", ".join(directions) or "none"
             raise TranslateError(f"the model has no direction {direction!r} (it has: {have})")
-        # A grey input is written back grey where the model changes an image's look but not
-        # its kind (CycleGAN: a style, a season); pix2pix maps A to the B it was trained on
-        # (edges → photo, grey → colour), so its outputs are RGB whatever the input.
-        self.keeps_gray = bool(model.meta.get("directions"))
+        self.keeps_gray = keeps_gray(model.task)
         self.device = torch.device(device)
         if fast_conv and self.device.type != "cpu":
             # cuDNN's convolutions (with their own Winograd kernels) beat it on a GPU.

@@ -35,6 +35,13 @@ def size_multiple(net: nn.Module, meta: dict[str, Any]) -> int:
     return int(meta.get("size_multiple", getattr(net, "size_multiple", 1)))
 
 
+def keeps_gray(task: str) -> bool:
+    """Whether a grey input's result is written back grey: yes where the model changes an
+    image's look but not its kind (SR, inpainting, CycleGAN: a style, a season); no for pix2pix,
+    which maps A to the B it was trained on (edges → photo, grey → colour)."""
+    return task != "pix2pix"
+
+
 PADDINGS = {"reflect": pad_to_multiple, "mirror": mirror_pad_to_multiple}
 
 

@@ -72,17 +72,22 @@ class ResnetTrunk(nn.Module):
         return self.layers(x)
 
 
+def resize_conv(in_ch: int, out_ch: int, bias: bool) -> list[nn.Module]:
+    """A x2 upsampling without a transposed conv: nearest resize, reflect pad, 3x3 conv. No
+    uneven kernel overlap, so no checkerboard (Odena et al., "Deconvolution and Checkerboard
+    Artifacts", Distill 2016)."""
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(in_ch, out_ch, 3, bias=bias),
+    ]
+
+
 def _upsample(in_ch: int, out_ch: int, mode: str, bias: bool) -> list[nn.Module]:
     if mode == "deconv":
         return [nn.ConvTranspose2d(in_ch, out_ch, 3, 2, 1, output_padding=1, bias=bias)]
     if mode == "resize":
-        # Resize then convolve: no uneven kernel overlap, so no checkerboard
-        # (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016).
-        return [
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(in_ch, out_ch, 3, bias=bias),
-        ]
+        return resize_conv(in_ch, out_ch, bias)
     raise ValueError(f"unknown upsample {mode!r}; expected one of {', '.join(UPSAMPLES)}")
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from translate.nets.layers import check_size_multiple, conv_bias, init_weights, norm_layer
+from translate.nets.resnet import resize_conv
 
 # The two depths the reference names; ``num_downs`` is the number of stride-2 convs.
 UNET_DEPTHS = {"unet_64": 6, "unet_128": 7, "unet_256": 8}
@@ -34,9 +35,8 @@ def _up_conv(in_ch: int, out_ch: int, bias: bool, upsample: str) -> nn.Module:
     """A x2 upsampling conv: the reference's transposed conv, or resize + conv."""
     if upsample == "deconv":
         return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias)
-    if upsample == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
-                             nn.Conv2d(in_ch, out_ch, 3, bias=bias))
+    if upsample == "resize":  # the ResNet decoder's resize + conv
+        return nn.Sequential(*resize_conv(in_ch, out_ch, bias))
     raise ValueError(f"unknown upsample {upsample!r}; expected deconv or resize")
 
 

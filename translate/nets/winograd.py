@@ -173,61 +173,10 @@ class WinogradConv2d(nn.Module):
             raise ValueError(f"expected {self.in_channels} input channels, got {c}")
         if hp < 3 or wp < 3:
             raise ValueError(f"input {hp}x{wp} is smaller than the 3x3 kernel")
-        h, w = hp - 2, wp - 2  # output size
-        th, tw = -(-h // m), -(-w // m)  # tiles down and across, the last ones possibly ragged
-        channels_last = x.dim() == 4 and c > 1 and x.is_contiguous(
-            memory_format=torch.channels_last) and not x.is_contiguous()
-        if th * m != h or tw * m != w:
-            # Zero-extend so the last tiles are whole; their extra outputs are cropped below.
-            x = F.pad(x, (0, tw * m - w, 0, th * m - h))
-        if channels_last:
-            y = self._tiles_nhwc(x, n, c, th, tw).permute(0, 3, 1, 2)  # NCHW shape, NHWC memory
-        else:
-            y = self._tiles_nchw(x, n, c, th, tw)
-        if th * m == h and tw * m == w:
-            return y
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        return y[..., :h, :w].contiguous(memory_format=memory_format)
-
-    def _tiles_nchw(self, x: torch.Tensor, n: int, c: int, th: int, tw: int) -> torch.Tensor:
-        # Contiguous (NCHW) in and out.
-        m, a, co, tiles = self.m, self.alpha, self.out_channels, n * th * tw
-        # B^T d B on every a x a tile (stride m) of every channel is a stride-m convolution of
-        # each channel with the a*a fixed a x a kernels (B^T ⊗ B^T): a one-input-channel conv
-        # that reads the image in place, with no gathered copy of the overlapping tiles.
-        v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), self.kb.view(a * a, 1, a, a), stride=m)
-        v = v.view(n, c, a * a, th * tw).permute(2, 1, 0, 3)  # (a*a, C, N, tiles per image)
-        v = v[:, :, 0] if n == 1 else v.reshape(a * a, c, tiles)  # a strided view when n == 1
-        # The element-wise product summed over Cin: alpha^2 GEMMs (Cout x Cin) @ (Cin x tiles).
-        prod = torch.bmm(self.u, v)  # (a*a, Cout, tiles)
-        y = torch.mm(self.ka, prod.view(a * a, co * tiles))  # A^T M A: (m*m, Cout * tiles)
-        y = y.view(m, m, co, n, th, tw).permute(3, 2, 4, 0, 5, 1)  # (N, Cout, th, m, tw, m)
-        out = torch.empty(n, co, th * m, tw * m, dtype=y.dtype, device=y.device)
-        tiled = out.view(n, co, th, m, tw, m)
-        if self.bias is None:
-            tiled.copy_(y)
-        else:
-            torch.add(y, self.bias.view(co, 1, 1, 1, 1), out=tiled)  # scatter + bias, one pass
-        return out
-
-    def _tiles_nhwc(self, x: torch.Tensor, n: int, c: int, th: int, tw: int) -> torch.Tensor:
-        # channels_last in and out: every tile element is a contiguous C-vector, so the gather
-        # and the scatter copy whole vectors and the GEMMs run along C.
-        m, a, co, tiles = self.m, self.alpha, self.out_channels, n * th * tw
-        # (N, th, tw, C, a, a) view of the NHWC memory, copied to (a*a, tiles * C).
-        d = x.permute(0, 2, 3, 1).unfold(1, a, m).unfold(2, a, m)
-        d = d.permute(4, 5, 0, 1, 2, 3).reshape(a * a, tiles * c)
-        v = torch.mm(self.kb, d).view(a * a, tiles, c)  # B^T d B
-        prod = torch.bmm(v, self.u.transpose(1, 2))  # (a*a, tiles, Cout)
-        y = torch.mm(self.ka, prod.view(a * a, tiles * co))  # A^T M A: (m*m, tiles * Cout)
-        y = y.view(m, m, n, th, tw, co).permute(2, 3, 0, 4, 1, 5)  # (N, th, m, tw, m, Cout)
-        out = torch.empty(n, th * m, tw * m, co, dtype=y.dtype, device=y.device)
-        tiled = out.view(n, th, m, tw, m, co)
-        if self.bias is None:
-            tiled.copy_(y)
-        else:
-            torch.add(y, self.bias, out=tiled)
-        return out
+        a = self.alpha
+        kb_conv = self.kb.view(a * a, 1, a, a)
+        return _in_whole_tiles(x, m, lambda x, channels_last: _tiles_forward(
+            x, self.u, self.bias, m, channels_last, self.kb, self.ka, kb_conv)[0])
 
 
 def eligible(conv: nn.Module) -> bool:
@@ -327,6 +276,63 @@ def _overlap_add(grad: torch.Tensor, m: int, shape: tuple[int, ...],
     return out
 
 
+def _tiles_forward(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m: int,
+                   channels_last: bool, kb: torch.Tensor, ka: torch.Tensor,
+                   kb_conv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """F(m x m, 3 x 3) of an (N, C, m th + 2, m tw + 2) input whose kernels are already
+    transformed (``u``: (alpha^2, Cout, Cin)): ``V = B^T d B`` of every tile, ``M_k = U_k @ V_k``
+    (alpha^2 GEMMs), ``Y = A^T M A`` scattered (with the bias) into the output, which has the
+    input's memory format. Returns the output and V. ``kb``, ``ka``: B^T ⊗ B^T and A^T ⊗ A^T;
+    ``kb_conv``: B^T ⊗ B^T as (alpha^2, 1, alpha, alpha) conv kernels."""
+    a, co, (n, c, hp, wp) = m + 2, u.shape[1], x.shape
+    th, tw = (hp - 2) // m, (wp - 2) // m
+    tiles = n * th * tw
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((n, co, m * th, m * tw), dtype=x.dtype, device=x.device,
+                      memory_format=memory_format)
+    if channels_last:  # tile elements are contiguous C-vectors; the GEMMs run along C
+        d = torch.empty((a, a, n, th, tw, c), dtype=x.dtype, device=x.device)
+        d.copy_(_tile_view(x, a, a, m, (th, tw), True))  # one strided gather
+        v = torch.mm(kb, d.view(a * a, tiles * c)).view(a * a, tiles, c)  # B^T d B
+        prod = torch.bmm(v, u.transpose(1, 2))  # (a*a, tiles, Cout)
+    else:
+        # B^T d B of every tile is a stride-m conv of each channel with the a*a fixed a x a
+        # kernels: it reads the image in place, no gathered copy of the overlapping tiles.
+        v = F.conv2d(x.reshape(n * c, 1, hp, wp), kb_conv, stride=m)
+        v = v.view(n, c, a * a, th * tw).permute(2, 1, 0, 3)  # (a*a, C, N, tiles per image)
+        v = v[:, :, 0] if n == 1 else v.reshape(a * a, c, tiles)  # a strided view when n == 1
+        prod = torch.bmm(u, v)  # (a*a, Cout, tiles)
+    y = torch.mm(ka, prod.view(a * a, -1))  # A^T M A: (m*m, tiles * Cout)
+    blocks = _tile_view(out, m, m, m, (th, tw), channels_last)
+    if bias is None:
+        blocks.copy_(y.view(blocks.shape))
+    else:
+        shift = bias if channels_last else bias.view(co, 1, 1, 1)
+        torch.add(y.view(blocks.shape), shift, out=blocks)  # scatter + bias, one pass
+    return out, v
+
+
+def _in_whole_tiles(x: torch.Tensor, m: int,
+                    compute: Callable[[torch.Tensor, bool], torch.Tensor]) -> torch.Tensor:
+    """``compute(x, channels_last)`` of an (N, C, H, W) input (already padded) zero-extended to
+    whole m x m output tiles, the extra outputs cropped; the result keeps the input's memory
+    format (channels_last, else contiguous)."""
+    n, c, hp, wp = x.shape
+    h, w = hp - 2, wp - 2
+    th, tw = -(-h // m), -(-w // m)  # tiles down and across, the last ones possibly ragged
+    channels_last = c > 1 and x.is_contiguous(memory_format=torch.channels_last) and \
+        not x.is_contiguous()
+    if not channels_last:
+        x = x.contiguous()
+    if th * m != h or tw * m != w:  # zero-extend to whole tiles; the extra outputs are cropped
+        x = F.pad(x, (0, tw * m - w, 0, th * m - h))
+    y = compute(x, channels_last)
+    if th * m == h and tw * m == w:
+        return y
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return y[..., :h, :w].contiguous(memory_format=memory_format)
+
+
 class _WinogradConv(torch.autograd.Function):
     """F(m x m, 3 x 3) "valid" correlation of an (N, C, m th + 2, m tw + 2) input, with its
     backward written out so that every operand of the GEMMs is laid out for them (autograd
@@ -342,32 +348,9 @@ class _WinogradConv(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 m: int, channels_last: bool) -> torch.Tensor:
         kg, kb, ka, kb_conv = _train_matrices(m, x.dtype, x.device)
-        a, (co, ci), (n, c, hp, wp) = m + 2, weight.shape[:2], x.shape
-        th, tw = (hp - 2) // m, (wp - 2) // m
-        tiles = n * th * tw
+        a, (co, ci) = m + 2, weight.shape[:2]
         u = torch.mm(kg, weight.reshape(co * ci, 9).T).view(a * a, co, ci)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        out = torch.empty((n, co, m * th, m * tw), dtype=x.dtype, device=x.device,
-                          memory_format=memory_format)
-        if channels_last:  # tile elements are contiguous C-vectors; the GEMMs run along C
-            d = torch.empty((a, a, n, th, tw, c), dtype=x.dtype, device=x.device)
-            d.copy_(_tile_view(x, a, a, m, (th, tw), True))  # one strided gather
-            v = torch.mm(kb, d.view(a * a, tiles * c)).view(a * a, tiles, c)  # B^T d B
-            prod = torch.bmm(v, u.transpose(1, 2))  # (a*a, tiles, Cout)
-        else:
-            # B^T d B of every tile is a stride-m conv of each channel with the a*a fixed
-            # a x a kernels: it reads the image in place, no gathered copy of the tiles.
-            v = F.conv2d(x.reshape(n * c, 1, hp, wp), kb_conv, stride=m)
-            v = v.view(n, c, a * a, th * tw).permute(2, 1, 0, 3)  # (a*a, C, N, tiles/image)
-            v = v[:, :, 0] if n == 1 else v.reshape(a * a, c, tiles)  # a strided view if n 1
-            prod = torch.bmm(u, v)  # (a*a, Cout, tiles)
-        y = torch.mm(ka, prod.view(a * a, -1))  # A^T M A: (m*m, tiles * Cout)
-        blocks = _tile_view(out, m, m, m, (th, tw), channels_last)
-        if bias is None:
-            blocks.copy_(y.view(blocks.shape))
-        else:
-            shift = bias if channels_last else bias.view(co, 1, 1, 1)
-            torch.add(y.view(blocks.shape), shift, out=blocks)  # scatter + bias, one pass
+        out, v = _tiles_forward(x, u, bias, m, channels_last, kb, ka, kb_conv)
         ctx.save_for_backward(u, v)
         ctx.m, ctx.channels_last, ctx.x_shape = m, channels_last, tuple(x.shape)
         ctx.has_bias = bias is not None
@@ -419,20 +402,8 @@ def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     Returns:
         (N, Cout, H - 2, W - 2).
     """
-    n, c, hp, wp = x.shape
-    h, w = hp - 2, wp - 2
-    th, tw = -(-h // m), -(-w // m)
-    channels_last = c > 1 and x.is_contiguous(memory_format=torch.channels_last) and \
-        not x.is_contiguous()
-    if not channels_last:
-        x = x.contiguous()
-    if th * m != h or tw * m != w:  # zero-extend to whole tiles; the extra outputs are cropped
-        x = F.pad(x, (0, tw * m - w, 0, th * m - h))
-    y = _WinogradConv.apply(x, weight, bias, m, channels_last)
-    if th * m == h and tw * m == w:
-        return y
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return y[..., :h, :w].contiguous(memory_format=memory_format)
+    return _in_whole_tiles(x, m, lambda x, channels_last: _WinogradConv.apply(
+        x, weight, bias, m, channels_last))
 
 
 class WinogradTrainConv2d(nn.Conv2d):

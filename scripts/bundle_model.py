@@ -1,12 +1,16 @@
 """Copy a trained run's inference model into the package as a bundled model (translate/models/NAME).
 
     python scripts/bundle_model.py RUN NAME --data "..." --headline "..." [--fp16]
-        [--swap-directions]
+        [--swap-directions] [--weights-of OTHER]
 
 Writes translate/models/NAME/model.safetensors (fp16 storage with --fp16: half the bytes; the
 loader copies the weights into fp32 networks) and model.json with a ``card`` block (data,
 headline, parameters, the source run's step) that `translate models` lists. The card's prose and
 measured figures go in translate/models/NAME/CARD.md, written by hand from the eval commands.
+
+With --weights-of OTHER (a bundled model made from the same RUN, e.g. monet2photo beside
+photo2monet), no weights file is written: model.json says ``"weights_of": OTHER`` and the loader
+reads OTHER's, so one run is stored once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--swap-directions", action="store_true",
                    help="CycleGAN: the run's b2a becomes the model's a2b (its default) and the "
                         "other way round, e.g. photo2monet from a run whose A is the paintings")
+    p.add_argument("--weights-of", metavar="OTHER",
+                   help="load the bundled model OTHER's weights file (made from the same run) "
+                        "instead of writing another copy")
     args = p.parse_args(argv)
 
     meta = json.loads((args.run / "model.json").read_text(encoding="utf-8"))
@@ -56,9 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = ROOT / "translate" / "models" / args.name
     out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "model.safetensors"))
+    weights = out / "model.safetensors"
+    if args.weights_of:
+        weights = out.parent / args.weights_of / "model.safetensors"
+        stored = {k: v.to(tensors[k].dtype) for k, v in load_file(str(weights)).items()}
+        if stored.keys() != tensors.keys() or any(not torch.equal(stored[k], tensors[k])
+                                                   for k in tensors):
+            raise SystemExit(f"--weights-of: {weights} does not hold {args.run}'s weights")
+        meta = {"weights_of": args.weights_of, **meta}
+        (out / "model.safetensors").unlink(missing_ok=True)
+    else:
+        save_file(tensors, str(weights))
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.2f} MB, "
+    print(f"wrote {out} ({weights.stat().st_size / 1e6:.2f} MB in {weights}, "
           f"{params:,} parameters, step {meta['card']['trained_steps']})")
     return 0
 

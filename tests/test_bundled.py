@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import SHARED_DATA, error_line, invoke
 from PIL import Image
 
@@ -38,12 +39,28 @@ def test_every_bundled_model_has_weights_a_card_and_loads() -> None:
                        for p in net.parameters())
 
 
+def test_bundled_models_fit_the_budget_and_one_run_is_stored_once() -> None:
+    """All bundled files together ≤ 30 MB (issue 12); monet2photo loads photo2monet's weights
+    file with the directions swapped, so that run is stored once."""
+    assert models.stored_bytes() <= 30_000_000
+    assert not (models.HERE / "monet2photo" / "model.safetensors").exists()
+    assert models.info("monet2photo").weights_of == "photo2monet"
+    there, back = load_model(models.HERE / "photo2monet"), load_model(models.HERE / "monet2photo")
+    assert there.meta["directions"] == {"a2b": back.meta["directions"]["b2a"],
+                                        "b2a": back.meta["directions"]["a2b"]}
+    for name, net in there.networks.items():
+        for key, value in net.state_dict().items():
+            assert torch.equal(back.networks[name].state_dict()[key], value), (name, key)
+
+
 def test_models_lists_the_bundled_models() -> None:
     result = invoke("models")
     assert result.exit_code == 0, result.output
     for name in models.names():
         assert name in result.output
     assert "1,248,112" in result.output  # sr-x4's parameters
+    # monet2photo's size is photo2monet's file, stored once (said in its row alone)
+    assert result.output.count("(shared") == 1
 
 
 def test_an_unknown_name_is_one_line_listing_the_names(tmp_path: Path, monkeypatch) -> None:

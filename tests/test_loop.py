@@ -4,6 +4,7 @@ non-finite losses and what a run directory holds."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -90,9 +91,23 @@ def test_run_directory_contents(tmp_path: Path) -> None:
         fit(task2, cfg2.train, run, cfg2, show_progress=False)
 
 
-def _run(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+# The fresh-process comparisons run every process on one thread. A straight and a split run at
+# the default two threads once parted by float rounding at step 5, before any resume (d 0.5617545
+# vs 0.5617536; 1 of ~10 full-suite runs, beside a training): two fresh processes had computed the
+# same seeded steps differently. oneMKL's products are thread-count independent here (strict CNR,
+# tests/test_perf.py) and the cause was not found; on one thread nothing is split between threads,
+# so what these tests compare is the resume alone. scripts/resume_check.py repeats the comparison
+# at the default threads.
+
+
+def one_thread() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        translate_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=300, **kw
+        translate_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=300,
+        env=one_thread(),
     )
 
 
@@ -169,6 +184,7 @@ def test_signal_saves_and_resume_matches_a_straight_run(sig, code, tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=one_thread(),
     )
     _wait_for_metrics(tmp_path / "stopped" / "metrics.jsonl", proc)
     proc.send_signal(sig)

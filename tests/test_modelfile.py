@@ -175,6 +175,30 @@ def test_weights_stored_under_another_name(gan_dir: tuple[Path, MLPGenerator]) -
     assert "(gen) does not match the network: missing net.0.weight" in one_line(info)
 
 
+def test_weights_of_a_sibling_folder_load_and_bad_names_are_refused(
+        vae_dir: tuple[Path, VAE], tmp_path: Path) -> None:
+    """``"weights_of": NAME`` loads the weights of the model folder NAME beside this one (how one
+    bundled run ships as two models); anything but a sibling folder's name is a one-line error."""
+    folder, vae = vae_dir
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    description = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    (twin / "model.json").write_text(json.dumps({**description, "weights_of": folder.name}))
+    loaded = load_model(twin).networks["vae"]
+    for key, value in vae.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    for bad in ("../vae", "..", "", 3, "/etc"):
+        edit_json(twin, lambda d, bad=bad: d.update({"weights_of": bad}))
+        with pytest.raises(TranslateError) as info:
+            load_model(twin)
+        assert one_line(info) == (f"{twin / 'model.json'}: 'weights_of' must name a model "
+                                  f"folder beside this one, got {bad!r}")
+    edit_json(twin, lambda d: d.update({"weights_of": "gone"}))
+    with pytest.raises(TranslateError) as info:
+        load_model(twin)
+    assert one_line(info).startswith(f"cannot read {tmp_path / 'gone' / 'model.safetensors'}:")
+
+
 def test_corrupt_safetensors(vae_dir: tuple[Path, VAE]) -> None:
     folder, _ = vae_dir
     (folder / "model.safetensors").write_bytes(b"\x00" * 7)

@@ -222,8 +222,10 @@ def models_cmd() -> None:
             table.add_column(column)
         for name in models.names():
             m = models.info(name)
-            table.add_row(m.name, m.task, f"{m.parameters:,}", f"{m.bytes / 1e6:.1f} MB",
-                          m.data, m.headline)
+            size = f"{m.bytes / 1e6:.1f} MB"
+            if m.weights_of:  # the same file as another's: stored once
+                size += f" (shared with {m.weights_of})"
+            table.add_row(m.name, m.task, f"{m.parameters:,}", size, m.data, m.headline)
         ui.console.print(table)
 
 

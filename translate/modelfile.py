@@ -292,6 +292,22 @@ def save_model(
     atomic_write_text(folder / "model.json", json.dumps(description, indent=2) + "\n")
 
 
+def weights_file(folder: Path, description: dict[str, Any]) -> Path:
+    """The weights file of the model folder ``folder`` whose model.json is ``description``.
+
+    Its own ``model.safetensors``, or, where model.json says ``"weights_of": NAME``, the sibling
+    folder NAME's: one bundled CycleGAN run ships as two models (``monet2photo`` is
+    ``photo2monet``'s weights with the directions swapped), stored once.
+    """
+    shared = description.get("weights_of")
+    if shared is None:
+        return folder / "model.safetensors"
+    if not isinstance(shared, str) or shared in ("", ".", "..") or Path(shared).name != shared:
+        raise TranslateError(f"{folder / 'model.json'}: 'weights_of' must name a model folder "
+                             f"beside this one, got {shared!r}")
+    return folder.parent / shared / "model.safetensors"
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """Accept a run directory, a model folder, or the path of its model.json/model.safetensors."""
     path = Path(path)
@@ -299,11 +315,21 @@ def resolve_model_dir(path: str | Path) -> Path:
         path = path.parent
     if not path.exists():
         raise TranslateError(f"model not found: {path}")
-    if not (path / "model.json").is_file() or not (path / "model.safetensors").is_file():
+    if not (path / "model.json").is_file() or not (
+            (path / "model.safetensors").is_file() or _names_shared_weights(path)):
         raise TranslateError(
             f"{path} holds no model (model.json + model.safetensors); train one first"
         )
     return path
+
+
+def _names_shared_weights(folder: Path) -> bool:
+    """Whether ``folder/model.json`` names another folder's weights (:func:`weights_file`)."""
+    try:
+        description = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(description, dict) and "weights_of" in description
 
 
 def load_model(
@@ -330,10 +356,11 @@ def load_model(
         raise TranslateError(
             f"{folder} holds a '{model_task}' model; this command needs {' or '.join(wanted)}"
         )
+    weights = weights_file(folder, description)
     try:
-        tensors = load_file(folder / "model.safetensors", device="cpu")
+        tensors = load_file(weights, device="cpu")
     except (SafetensorError, OSError) as e:
-        raise TranslateError(f"cannot read {folder / 'model.safetensors'}: {e}") from None
+        raise TranslateError(f"cannot read {weights}: {e}") from None
     # Files from before the one naming of networks load under today's names (translate/tasks.py).
     tensors = current_keys(model_task, tensors)
     networks = {}
@@ -342,7 +369,7 @@ def load_model(
                             spec.get("args", {}))
         prefix = f"{name}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        load_module_state(net, state, f"{folder / 'model.safetensors'} ({name})")
+        load_module_state(net, state, f"{weights} ({name})")
         networks[name] = net.to(device).eval()
     return Model(task=model_task, networks=networks, meta=description, path=folder)
 

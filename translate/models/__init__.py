@@ -4,7 +4,8 @@ Each lives in a folder beside this file — ``model.safetensors`` + ``model.json
 run folder holds, so every command that takes a run takes it) and ``CARD.md`` (data, the exact
 recipe: a config in ``configs/bundled/`` and a command, hardware, steps, wall time, and the eval
 figures). Weights may be stored as fp16 to keep the wheel small; ``load_model`` copies them into
-the fp32 networks.
+the fp32 networks. Two models of one run share its weights file: ``monet2photo``'s model.json says
+``"weights_of": "photo2monet"`` (:func:`translate.modelfile.weights_file`) and swaps the directions.
 
 Commands accept a bundled model's *name* wherever they take a run folder; an existing path always
 wins over a name (:func:`resolve`).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from translate.errors import TranslateError
+from translate.modelfile import weights_file
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,9 +31,10 @@ class Bundled:
     path: Path
     task: str
     parameters: int
-    bytes: int
+    bytes: int  # of the weights it loads (stored once where two models share them)
     data: str
     headline: str
+    weights_of: str | None = None  # the bundled model whose weights it loads, if not its own
 
 
 def names() -> list[str]:
@@ -49,10 +52,16 @@ def info(name: str) -> Bundled:
         path=folder,
         task=meta.get("task", "?"),
         parameters=params,
-        bytes=(folder / "model.safetensors").stat().st_size,
+        bytes=weights_file(folder, meta).stat().st_size,
         data=card.get("data", ""),
         headline=card.get("headline", ""),
+        weights_of=meta.get("weights_of"),
     )
+
+
+def stored_bytes() -> int:
+    """What the bundled models occupy in the package: every file under their folders."""
+    return sum(p.stat().st_size for p in HERE.glob("*/*") if p.is_file())
 
 
 def resolve(path_or_name: str | Path) -> Path:

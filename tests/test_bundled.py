@@ -77,6 +77,21 @@ def test_an_existing_path_wins_over_a_name(tmp_path: Path, monkeypatch) -> None:
     assert "holds no model" in line
 
 
+def test_export_by_name_writes_under_the_current_folder_never_into_the_package(
+        tmp_path: Path, monkeypatch) -> None:
+    """A bundled model lives inside the installed package: its exports and their log go to
+    export/NAME/ here (as eval's results go to eval/NAME/), and the package is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(models.HERE) for p in models.HERE.rglob("*"))
+    result = invoke("export", "monet2photo", "--format", "safetensors", "--direction", "a2b")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "export" / "monet2photo").iterdir()) == [
+        "G_AB.safetensors", "export.json"]
+    log = json.loads((tmp_path / "export" / "monet2photo" / "export.json").read_text())
+    assert list(log) == [str(Path("export") / "monet2photo" / "G_AB.safetensors")]
+    assert sorted(p.relative_to(models.HERE) for p in models.HERE.rglob("*")) == before
+
+
 def test_infer_by_name_upscales_a_photo(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

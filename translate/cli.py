@@ -542,7 +542,7 @@ def export_cmd(
         False, "--dynamic", help="ONNX: dynamic batch, height and width axes."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output file (one network) or folder (both directions); "
-        "default RUN/export/NETWORK.onnx|.pt|.safetensors."),
+        "default RUN/export/NETWORK.onnx|.pt|.safetensors (a bundled model: export/NAME/)."),
     direction: str | None = typer.Option(
         None, "--direction", help="Translation models: a2b, b2a or both (default)."),
     size: str | None = typer.Option(

@@ -100,12 +100,11 @@ def results_dir(model: Model) -> Path:
     lives inside the installed package): ``eval/NAME/`` under the current folder."""
     from translate import models
 
-    if model.path is not None and model.path.resolve().parent == models.HERE:
-        folder = Path("eval") / model.path.name
+    folder = models.outputs_folder(model.path, "eval")
+    if models.is_bundled(model.path):
         with writing(folder, "create"):
             folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return Path(model.path)
+    return folder
 
 
 def evaluate_run(run: str | Path, options: EvalOptions) -> EvalOutcome:

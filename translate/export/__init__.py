@@ -138,7 +138,7 @@ def export_model(run_dir: str | Path, fmt: str, dynamic: bool = False,
     shown = paths[0] if len(paths) == 1 else paths[0].parent
     with writing(shown):
         atomic_write_all({r.path: data for r, data in built})
-    log = model.path / LOG
+    log = exports_home(model) / LOG
     try:
         with writing(log):
             _log(log, results)
@@ -147,12 +147,21 @@ def export_model(run_dir: str | Path, fmt: str, dynamic: bool = False,
     return results
 
 
+def exports_home(model: Model) -> Path:
+    """Where a model's exports are logged (``export.json``): its folder, or for a bundled model
+    ``export/NAME/`` under the current folder, which also holds its default export files."""
+    from translate import models
+
+    return models.outputs_folder(model.path, "export")
+
+
 def destinations(model: Model, names: list[str], fmt: str, out: str | Path | None,
                  overwrite: bool = False) -> list[Path]:
     """The file each network in ``names`` is exported to, checked before any work.
 
     ``out`` is the file for one network, or a folder: for several networks, and an existing
-    folder for one (the file goes inside it). Default: ``RUN/export/NETWORK.EXT``.
+    folder for one (the file goes inside it). Default: ``RUN/export/NETWORK.EXT``; for a bundled
+    model ``export/NAME/NETWORK.EXT`` under the current folder (:func:`exports_home`).
 
     Raises:
         TranslateError: a destination that is a folder, a file of the run (its model, config,
@@ -161,7 +170,9 @@ def destinations(model: Model, names: list[str], fmt: str, out: str | Path | Non
     """
     ext = FORMATS[fmt]
     if out is None:
-        paths = [model.path / "export" / (name + ext) for name in names]
+        home = exports_home(model)
+        folder = home if home != model.path else model.path / "export"
+        paths = [folder / (name + ext) for name in names]
     elif len(names) == 1 and not Path(out).is_dir():
         paths = [Path(out)]
     else:

@@ -64,6 +64,19 @@ def stored_bytes() -> int:
     return sum(p.stat().st_size for p in HERE.glob("*/*") if p.is_file())
 
 
+def is_bundled(path: str | Path) -> bool:
+    """Whether ``path`` is the folder of a bundled model (inside the installed package)."""
+    return Path(path).resolve().parent == HERE
+
+
+def outputs_folder(path: str | Path, what: str) -> Path:
+    """Where a command puts what it makes from the model folder ``path`` (evaluations, exports):
+    that folder, except for a bundled model, which lives inside the installed package (perhaps
+    read-only, and never changed by a command): ``WHAT/NAME/`` under the current folder."""
+    path = Path(path)
+    return Path(what) / path.name if is_bundled(path) else path
+
+
 def resolve(path_or_name: str | Path) -> Path:
     """A run folder / model folder / file as given, or the folder of the bundled model so named.
 

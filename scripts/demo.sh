@@ -34,17 +34,12 @@ out="$run-out"  # outputs go beside the run: `translate infer` refuses a folder 
 "$T" infer "$run" "$data/testB" "$out/b2a" --direction b2a
 # Every head in the report, each beside its baseline and scored (translate showcase): G_AB
 # against the known winter(testA) beside the input as is; the bundled sr-x4 beside bicubic on
-# testA shrunk ×4; the bundled inpaint model beside cv2 Telea on seeded holes, when it ships.
+# testA shrunk ×4; the bundled inpaint model beside cv2 Telea on seeded holes.
 "$T" showcase "$run" "$data/testA" --truth winter --limit 10 --out "$out/showcase/winter"
 "$T" showcase sr-x4 "$data/testA" --limit 4 --out "$out/showcase/sr-x4"
+"$T" showcase inpaint "$data/testA" --limit 4 --out "$out/showcase/inpaint"
 sections=(--section "$out/showcase/winter/section.json"
-  --section "$out/showcase/sr-x4/section.json")
-if "$T" models 2>&1 | grep -Eq '^(│|\|) inpaint '; then
-  "$T" showcase inpaint "$data/testA" --limit 4 --out "$out/showcase/inpaint"
-  sections+=(--section "$out/showcase/inpaint/section.json")
-else
-  echo "skipped the inpainting head: no bundled 'inpaint' model (translate models)" >&2
-fi
+  --section "$out/showcase/sr-x4/section.json" --section "$out/showcase/inpaint/section.json")
 report="$("$T" report "$run" --compare "summer → winter (A → B):$data/testA:$out/a2b" \
   --compare "winter → summer (B → A):$data/testB:$out/b2a" "${sections[@]}")"
 echo "report: $report"

@@ -170,8 +170,9 @@ def destinations(model: Model, names: list[str], fmt: str, out: str | Path | Non
     """
     ext = FORMATS[fmt]
     if out is None:
-        home = exports_home(model)
-        folder = home if home != model.path else model.path / "export"
+        from translate import models
+
+        folder = exports_home(model) if models.is_bundled(model.path) else model.path / "export"
         paths = [folder / (name + ext) for name in names]
     elif len(names) == 1 and not Path(out).is_dir():
         paths = [Path(out)]

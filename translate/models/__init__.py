@@ -59,11 +59,6 @@ def info(name: str) -> Bundled:
     )
 
 
-def stored_bytes() -> int:
-    """What the bundled models occupy in the package: every file under their folders."""
-    return sum(p.stat().st_size for p in HERE.glob("*/*") if p.is_file())
-
-
 def is_bundled(path: str | Path) -> bool:
     """Whether ``path`` is the folder of a bundled model (inside the installed package)."""
     return Path(path).resolve().parent == HERE

@@ -42,7 +42,6 @@ from translate.data.prep import (
     PrepReport,
     check_out_free,
     check_prep_args,
-    is_within,
     output_names,
     resize_short_side,
     resized_shape,
@@ -53,7 +52,7 @@ from translate.data.prep import (
 )
 from translate.errors import TranslateError
 from translate.io.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, scan_images, to_rgb8
-from translate.io.paths import path_record
+from translate.io.paths import is_within, overlap, path_record
 
 MAKERS = ("edges", "gray")
 
@@ -75,7 +74,7 @@ def _check_folder(flag: str, folder: Path, out: Path) -> None:
         raise TranslateError(f"{flag} {folder} does not exist")
     if not folder.is_dir():
         raise TranslateError(f"{flag} {folder} is not a folder")
-    if is_within(out.resolve(), folder.resolve()):
+    if is_within(out, folder):  # by identity: bind mounts and volumes seen through
         raise TranslateError(f"--out {out} is inside {flag} {folder}; choose another --out")
 
 
@@ -169,7 +168,7 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
     check_prep_args(size, test_fraction, max_pixels)
     for flag, folder in (("--a", dir_a), ("--b", dir_b)):
         _check_folder(flag, folder, out)
-    if dir_a.resolve() == dir_b.resolve():
+    if overlap(dir_a, dir_b) == "same":
         raise TranslateError(f"--a and --b are the same folder ({dir_a}); give each side its "
                              "own folder")
     check_out_free(out)

@@ -69,7 +69,7 @@ from translate.io.images import (
     to_rgb8,
     write_image,
 )
-from translate.io.paths import display, json_safe, path_record
+from translate.io.paths import display, is_within, json_safe, overlap, path_record
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
 REPORT_NAME = "prep.json"
@@ -320,10 +320,6 @@ def output_names(files: list[Path], root: Path) -> list[str]:
     return names
 
 
-def is_within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def _prep_domain(
     name: str,
     root: Path,
@@ -450,17 +446,19 @@ def prep_dataset(
             raise TranslateError(f"domain {name} folder {folder} does not exist")
         if not folder.is_dir():
             raise TranslateError(f"domain {name} path {folder} is not a folder")
-    a, b = dirs["A"].resolve(), dirs["B"].resolve()
-    if a == b:
+    # By what the folders are (device, inode), not their spelling: a bind mount or a volume
+    # mounted twice shows one folder under two paths.
+    if overlap(dirs["A"], dirs["B"]) == "same":
         raise TranslateError(f"--a and --b are the same folder ({dirs['A']}); give each domain "
                              "its own folder")
-    for (inner, inner_dir), (outer, outer_dir) in (("a", a), ("b", b)), (("b", b), ("a", a)):
+    for (inner, inner_dir), (outer, outer_dir) in (
+            (("a", dirs["A"]), ("b", dirs["B"])), (("b", dirs["B"]), ("a", dirs["A"]))):
         if is_within(inner_dir, outer_dir):
-            raise TranslateError(f"--{inner} {dirs[inner.upper()]} is inside --{outer} "
-                                 f"{dirs[outer.upper()]}; the domains' folders must not overlap")
+            raise TranslateError(f"--{inner} {inner_dir} is inside --{outer} "
+                                 f"{outer_dir}; the domains' folders must not overlap")
     out_abs = out.resolve()
     for name, folder in dirs.items():
-        if is_within(out_abs, folder.resolve()):
+        if is_within(out, folder):
             raise TranslateError(
                 f"--out {out} is inside the domain {name} folder {folder}; choose another --out"
             )

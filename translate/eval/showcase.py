@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from translate.errors import TranslateError
+from translate.infer.folder import refuse_overlaps
 from translate.io.atomic import atomic_write_text
 from translate.io.images import ImageReadError, read_image, scan_images, to_rgb8, write_image
+from translate.io.oserrors import check_writable, writing
 
 SECTION_FILE = "section.json"
 TRUTHS = ("winter",)
@@ -194,7 +196,12 @@ def showcase(model: str | Path, images: str | Path, out: str | Path, *, limit: i
                              "and cyclegan (--truth winter) models")
     shown = _images(Path(images), limit)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Never beside what it reads (compared by identity: bind mounts, symlinks, spellings).
+    source = Path(images) if Path(images).is_dir() else Path(images).parent
+    refuse_overlaps(out, {"image folder": source, "model folder": Path(pipe.path)})
+    with writing(out, "create"):
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
     name = Path(str(model)).name
     if pipe.task == "sr":
         from translate.modelfile import load_model
@@ -206,5 +213,6 @@ def showcase(model: str | Path, images: str | Path, out: str | Path, *, limit: i
     else:
         section = winter_truth(lambda x: pipe(x, direction="a2b"), shown, out)
     path = out / SECTION_FILE
-    atomic_write_text(path, json.dumps(section, indent=2) + "\n")
+    with writing(path):
+        atomic_write_text(path, json.dumps(section, indent=2) + "\n")
     return path

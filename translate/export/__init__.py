@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from translate.export.torchscript import build_torchscript
 from translate.infer.wrap import value_range
 from translate.io.atomic import atomic_write_all, atomic_write_text
 from translate.io.oserrors import writing
-from translate.io.paths import display
+from translate.io.paths import display, is_within, same_file
 from translate.modelfile import Model, load_model
 from translate.tasks import TASKS
 
@@ -185,11 +186,15 @@ def destinations(model: Model, names: list[str], fmt: str, out: str | Path | Non
                                  f"{len(names)} networks are exported ({', '.join(names)}): "
                                  "give a folder, or one --direction")
         paths = [Path(out) / (name + ext) for name in names]
-    run = model.path.resolve()
+    exports = model.path / "export"
     for path in paths:
-        real = path.resolve()
-        own = real == run / LOG or (run in real.parents and run / "export" not in real.parents)
-        if own and (real.exists() or real.name == LOG):
+        # By what the folders are (device, inode), not their spelling: a run reached through
+        # a bind mount or a second mount of its volume is still the run.
+        real = Path(os.path.realpath(path))
+        log = real.name == LOG and same_file(real.parent, model.path)
+        own = log or (is_within(path, model.path)
+                      and not (exports.is_dir() and is_within(path, exports)))
+        if own and (path.exists() or log):
             raise TranslateError(f"{display(path)} is a file of the run {display(model.path)}; an "
                                  "export never replaces one: choose another --out")
         if path.is_dir():

@@ -60,7 +60,7 @@ from translate.io.images import (
     write_image,
 )
 from translate.io.oserrors import check_writable, os_error_in, reason, writing
-from translate.io.paths import display, json_safe, path_record
+from translate.io.paths import display, json_safe, overlap, path_record, same_file
 from translate.runtime import Precision, World
 from translate.signals import StopSignals
 
@@ -208,8 +208,9 @@ def refuse_overlaps(output_dir: Path, reads: dict[str, Path | None]) -> None:
     """Refuse an output folder that is, lies inside, or holds a folder the run reads.
 
     Writing into such a folder would take the files read for finished outputs (and skip
-    them), or replace them with ``--overwrite``. Paths are compared resolved: symlinks
-    followed, relative spellings made absolute.
+    them), or replace them with ``--overwrite``. Folders are compared by what they are
+    (device and inode, :func:`translate.io.paths.overlap`), not by spelling: symlinks,
+    relative paths, bind mounts and volumes mounted under two paths are all seen through.
 
     Args:
         reads: what the message calls each folder (``input folder``, ``mask folder``, ``model
@@ -218,17 +219,16 @@ def refuse_overlaps(output_dir: Path, reads: dict[str, Path | None]) -> None:
     Raises:
         TranslateError: naming both folders.
     """
-    out = output_dir.resolve()
     for what, path in reads.items():
         if path is None or not Path(path).is_dir():
             continue
-        root = Path(path).resolve()
         shown, out_shown = display(path), display(output_dir)
-        if out == root:
+        how = overlap(output_dir, path)
+        if how == "same":
             where = f"output folder {out_shown} is the {what} {shown}"
-        elif root in out.parents:
+        elif how == "inside":
             where = f"output folder {out_shown} is inside the {what} {shown}"
-        elif out in root.parents:
+        elif how == "holds":
             where = f"the {what} {shown} is inside the output folder {out_shown}"
         else:
             continue
@@ -284,7 +284,7 @@ def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
                       "rename one of them or choose another --ext")
         elif out_root not in dst.resolve().parents:
             reason = f"its output {dst} would be written outside {output_dir} (a symlink?)"
-        elif dst.resolve() == src.resolve():
+        elif same_file(dst, src) or dst.resolve() == src.resolve():
             reason = f"its output {dst} is the input itself"
         if reason is not None:
             plan.failures.append({**path_record(src), "reason": reason})

@@ -15,6 +15,11 @@ path goes through one of two forms:
 
 :func:`json_safe` is the net under both: any string still holding undecodable bytes (say, a
 reason that quotes a path) becomes its display form, so writing JSON never fails on a name.
+
+Whether two paths are the same folder, or one lies inside the other, is asked of what the
+folders *are* — device and inode, :func:`overlap` — never of how they are spelt: a bind mount,
+an NFS or container volume shows one folder under two paths that no string comparison (nor
+``Path.resolve``) can match.
 """
 
 from __future__ import annotations
@@ -70,3 +75,92 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+# ── Identity: what a folder or file is (device, inode), not how its path is spelt.
+
+FileId = tuple[int, int]
+
+
+def file_id(path: str | bytes | os.PathLike) -> FileId | None:
+    """``(st_dev, st_ino)`` of ``path`` (symlinks followed); None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def same_file(a: str | bytes | os.PathLike, b: str | bytes | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` both exist and are one file or folder (however reached)."""
+    ia = file_id(a)
+    return ia is not None and ia == file_id(b)
+
+
+def _above(path: str | bytes | os.PathLike) -> list[FileId]:
+    """Identities of ``path`` (when it exists) and of every existing folder above it.
+
+    The path is made real first (symlinks and ``..`` resolved), so the folders walked up are
+    the ones a write would land in."""
+    real = Path(os.path.realpath(os.fsdecode(path)))
+    ids = (file_id(p) for p in (real, *real.parents))
+    return [i for i in ids if i is not None]
+
+
+def _below(folder: str | bytes | os.PathLike) -> set[FileId]:
+    """Identities of ``folder`` and of every folder under it (symlinks not followed; a bind
+    mount of a folder into itself is walked once)."""
+    seen: set[FileId] = set()
+    start = file_id(folder)
+    if start is None:
+        return seen
+    seen.add(start)
+    stack = [os.fsdecode(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                stack.append(entry.path)
+    return seen
+
+
+def overlap(path: str | bytes | os.PathLike,
+            folder: str | bytes | os.PathLike) -> str | None:
+    """How ``path`` (which need not exist yet) and the existing ``folder`` overlap, by what
+    they are (device and inode), whatever the spelling: symlinks, ``..``, bind mounts, a
+    volume mounted twice.
+
+    Returns:
+        ``"same"`` (one folder), ``"inside"`` (``path`` lies inside ``folder``), ``"holds"``
+        (``folder`` lies inside ``path``), or None. ``path`` is inside ``folder`` when it, or
+        the nearest folder above it that exists, is ``folder`` or any folder under it: walking
+        down as well as up finds a subfolder mounted elsewhere, which walking up misses (the
+        parent of a mount's root is the mount point's).
+    """
+    target = file_id(folder)
+    if target is None:
+        return None
+    if file_id(path) == target:
+        return "same"
+    up = _above(path)
+    if target in up or not _below(folder).isdisjoint(up):
+        return "inside"
+    if file_id(path) is not None and not _below(path).isdisjoint(_above(folder)):
+        return "holds"
+    return None
+
+
+def is_within(path: str | bytes | os.PathLike, folder: str | bytes | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (:func:`overlap`: by identity)."""
+    return overlap(path, folder) in ("same", "inside")

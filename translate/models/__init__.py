@@ -14,10 +14,12 @@ wins over a name (:func:`resolve`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from translate.errors import TranslateError
+from translate.io.paths import same_file
 from translate.modelfile import weights_file
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +63,8 @@ def info(name: str) -> Bundled:
 
 def is_bundled(path: str | Path) -> bool:
     """Whether ``path`` is the folder of a bundled model (inside the installed package)."""
-    return Path(path).resolve().parent == HERE
+    # By identity: the package reached through a bind mount or a second path is still it.
+    return same_file(Path(os.path.realpath(path)).parent, HERE)
 
 
 def outputs_folder(path: str | Path, what: str) -> Path:

@@ -93,7 +93,7 @@ def _write_pairs(sources: list[_Source], out: Path, size: int, test_fraction: fl
     ``out`` when complete."""
     report_a = DomainReport(name="A", folder=folders["A"], found=len(sources))
     report_b = DomainReport(name="B", folder=folders["B"], found=len(sources))
-    with staging_folder(out.resolve()) as staging:
+    with staging_folder(out) as staging:
         for split in ("trainA", "trainB", "testA", "testB"):
             (staging / split).mkdir()
         kept: list[_Source] = []

@@ -43,6 +43,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ from translate.io.images import (
     to_rgb8,
     write_image,
 )
+from translate.io.oserrors import destination_errors, writing
 from translate.io.paths import display, is_within, json_safe, overlap, path_record
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
@@ -224,9 +226,24 @@ def staging_folder(out: Path):
     ``prep.json`` last, so its presence marks a complete dataset; a journal in ``out`` (a
     hidden temp file) lists them meanwhile, so a kill halfway can be undone on the next start.
     """
+    shown = out
     out = out.resolve()  # so that "." or "datasets/.." still has a real parent to stage in
-    created = _make_parents(out.parent)
-    tmp = make_temp_dir(out.parent)
+    missing = [p for p in out.parents if not p.exists()][::-1]
+    try:
+        with writing(shown):  # read-only, full, a file where a folder belongs: one line
+            created = _make_parents(out.parent)
+            tmp = make_temp_dir(out.parent)
+    except TranslateError:
+        for folder in reversed(missing):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
+    with destination_errors(shown):
+        yield from _staged(out, tmp, created)
+
+
+def _staged(out: Path, tmp: Path, created: list[Path]) -> Iterator[Path]:
+    """:func:`staging_folder`'s work once its temp folder is made."""
     moved: list[str] = []
     journal: Path | None = None
     try:
@@ -456,7 +473,6 @@ def prep_dataset(
         if is_within(inner_dir, outer_dir):
             raise TranslateError(f"--{inner} {inner_dir} is inside --{outer} "
                                  f"{outer_dir}; the domains' folders must not overlap")
-    out_abs = out.resolve()
     for name, folder in dirs.items():
         if is_within(out, folder):
             raise TranslateError(
@@ -464,7 +480,7 @@ def prep_dataset(
             )
     check_out_free(out)
 
-    with staging_folder(out_abs) as staging:
+    with staging_folder(out) as staging:
         domains = {
             name: _prep_domain(
                 name, folder, staging, size, test_fraction, seed, max_pixels, show_progress

@@ -23,7 +23,9 @@ without it was not finished. Scores are means over the images shown.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from translate.errors import TranslateError
 from translate.infer.folder import refuse_overlaps
 from translate.io.atomic import atomic_write_text
 from translate.io.images import ImageReadError, read_image, scan_images, to_rgb8, write_image
-from translate.io.oserrors import check_writable, writing
+from translate.io.oserrors import check_writable, destination_errors, writing
 
 SECTION_FILE = "section.json"
 TRUTHS = ("winter",)
@@ -199,10 +201,32 @@ def showcase(model: str | Path, images: str | Path, out: str | Path, *, limit: i
     # Never beside what it reads (compared by identity: bind mounts, symlinks, spellings).
     source = Path(images) if Path(images).is_dir() else Path(images).parent
     refuse_overlaps(out, {"image folder": source, "model folder": Path(pipe.path)})
+    made = not out.exists()
     with writing(out, "create"):
         out.mkdir(parents=True, exist_ok=True)
-        check_writable(out)
-    name = Path(str(model)).name
+    try:
+        check_writable(out)  # a read-only folder: refused before the work, not after
+        before = set(os.listdir(out))
+        path = out / SECTION_FILE
+        try:
+            with destination_errors(out):
+                _show(pipe, shown, out, Path(str(model)).name, seed)
+        except BaseException:  # what this run wrote goes; nothing is left half-made
+            for entry in set(os.listdir(out)) - before:
+                with contextlib.suppress(OSError):
+                    (out / entry).unlink()
+            raise
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty
+        raise
+    return path
+
+
+def _show(pipe: Any, shown: list[tuple[str, np.ndarray]], out: Path, name: str,
+          seed: int) -> None:
+    """Write the images of the task's showcase into ``out``, then ``section.json`` (last)."""
     if pipe.task == "sr":
         from translate.modelfile import load_model
 
@@ -212,7 +236,4 @@ def showcase(model: str | Path, images: str | Path, out: str | Path, *, limit: i
         section = inpaint_beside_cv2(pipe, shown, out, seed, name)
     else:
         section = winter_truth(lambda x: pipe(x, direction="a2b"), shown, out)
-    path = out / SECTION_FILE
-    with writing(path):
-        atomic_write_text(path, json.dumps(section, indent=2) + "\n")
-    return path
+    atomic_write_text(out / SECTION_FILE, json.dumps(section, indent=2) + "\n")

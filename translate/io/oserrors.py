@@ -75,6 +75,26 @@ def writing(path: str | os.PathLike, action: str = "write", note: str = "") -> I
                              + (f"; {note}" if note else "")) from None
 
 
+# The errors of a write that the destination causes (full, read-only, no permission, failing).
+DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                errno.EPERM, errno.EFBIG, errno.EIO})
+
+
+@contextlib.contextmanager
+def destination_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Like :func:`writing` for a block that also reads: only a failure the destination causes
+    (:data:`DESTINATION_ERRNOS`) — even one a writer wrapped in its own error, as
+    ``write_image``'s ``TranslateError`` — becomes ``cannot write PATH: CAUSE``; any other error
+    (an input that cannot be read) passes unchanged."""
+    try:
+        yield
+    except Exception as e:
+        cause = os_error_in(e)
+        if cause is None or cause.errno not in DESTINATION_ERRNOS:
+            raise
+        raise TranslateError(f"cannot write {display(path)}: {reason(cause)}") from None
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """Make and remove a temp file in ``folder``, so that a read-only or unwritable destination
     stops a command before its work, not after: ``cannot write in FOLDER: read-only file

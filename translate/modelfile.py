@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save
 from translate.config import Range
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
+from translate.io.regular import check_regular
 from translate.nets.inpaint import InpaintGenerator
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.patchgan import PatchDiscriminator
@@ -128,7 +129,7 @@ def check_description(where: str, description: Any) -> None:
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise TranslateError(f"{where} is not a translate model description")
     task = description.get("task")
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise TranslateError(f"{where}: unknown task {task!r} (one of {', '.join(TASKS)})")
     networks = description.get("networks")
     if not isinstance(networks, dict) or not networks:
@@ -138,16 +139,46 @@ def check_description(where: str, description: Any) -> None:
         if not isinstance(spec, dict) or not isinstance(spec.get("args", {}), dict):
             raise TranslateError(f"{where}: network '{name}' must be "
                                  '{"class": NAME, "args": {...}}')
-        cls = NETWORKS.get(spec.get("class"))
+        cls = NETWORKS.get(spec["class"]) if isinstance(spec.get("class"), str) else None
         if cls is None:
             raise TranslateError(f"{where}: unknown network class {spec.get('class')!r}")
         check_args(where, cls, spec.get("args", {}))
     directions = description.get("directions", {})
     if not isinstance(directions, dict) or any(
-            d not in ("a2b", "b2a") or n not in networks for d, n in directions.items()):
+            d not in ("a2b", "b2a") or not isinstance(n, str) or n not in networks
+            for d, n in directions.items()):
         raise TranslateError(f"{where}: 'directions' must map a2b/b2a to networks of the file "
                              f"({', '.join(networks)}), got {directions!r}")
     check_meta(where, description)
+    for key, kind in TEXT_FIELDS.items():
+        if key in description and not isinstance(description[key], kind):
+            raise TranslateError(f"{where}: '{key}' must be {TEXT_KINDS[kind]}, got "
+                                 f"{_kind(description[key])} {description[key]!r}")
+
+
+# model.json's other fields, by JSON type: what a reader may index or compare without a
+# TypeError (a list where a name belongs is unhashable). Their values are checked where read
+# (``weights_of``: by :func:`weights_file`).
+TEXT_FIELDS: dict[str, type] = {
+    "padding": str, "trained_direction": str, "translate_version": str,
+    "card": dict, "mask": str, "name": str,
+}
+TEXT_KINDS = {str: "a string", dict: "an object ({...})"}
+
+
+def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights holding NaN or ±inf: such a network loads and runs, and gives garbage
+    (or NaN images) with exit 0. Integer tensors (counters) are passed over.
+
+    Raises:
+        TranslateError: naming ``where`` (the weights file) and the first tensor at fault.
+    """
+    for name, t in tensors.items():
+        if (t.is_floating_point() or t.is_complex()) and t.numel() and not bool(
+                torch.isfinite(t).all()):
+            bad = "NaN" if bool(torch.isnan(t).any()) else "inf"
+            raise TranslateError(f"{where}: tensor '{name}' holds {bad} values; the weights "
+                                 "are damaged (retrain, or restore the file)")
 
 
 def check_args(where: str, cls: type, args: dict[str, Any]) -> None:
@@ -301,11 +332,15 @@ def weights_file(folder: Path, description: dict[str, Any]) -> Path:
     """
     shared = description.get("weights_of")
     if shared is None:
-        return folder / "model.safetensors"
-    if not isinstance(shared, str) or shared in ("", ".", "..") or Path(shared).name != shared:
+        path = folder / "model.safetensors"
+    elif (not isinstance(shared, str) or shared in ("", ".", "..")
+          or Path(shared).name != shared):
         raise TranslateError(f"{folder / 'model.json'}: 'weights_of' must name a model folder "
                              f"beside this one, got {shared!r}")
-    return folder.parent / shared / "model.safetensors"
+    else:
+        path = folder.parent / shared / "model.safetensors"
+    check_regular(path, "weights file")  # a FIFO would block the read forever
+    return path
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -363,6 +398,7 @@ def load_model(
         raise TranslateError(f"cannot read {weights}: {e}") from None
     # Files from before the one naming of networks load under today's names (translate/tasks.py).
     tensors = current_keys(model_task, tensors)
+    check_finite(tensors, str(weights))
     networks = {}
     for name, spec in description["networks"].items():
         net = build_network(str(folder / "model.json"), NETWORKS[spec["class"]],

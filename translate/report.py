@@ -33,6 +33,7 @@ from translate.errors import TranslateError
 from translate.io.atomic import atomic_write_all
 from translate.io.images import scan_images
 from translate.io.paths import display
+from translate.io.regular import check_regular, read_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -72,6 +73,26 @@ def _comparison(title: str, inputs: Path, outputs: Path, report_dir: Path, limit
 
 # Logged values that are not losses: the x axis, counters and speed.
 NOT_PLOTTED = ("step", "epoch", "time", "it_per_s", "nonfinite_skipped")
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of ``metrics.jsonl`` and how many lines were skipped: a line that is not
+    JSON (torn by a kill, bytes that are not UTF-8) or not an object (``[1, 2]``, ``3``,
+    ``"x"``), and a ``step`` that is not a number, are never plotted."""
+    records, skipped = [], 0
+    for raw in path.read_bytes().splitlines():
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            record = None
+        step = record.get("step", 0) if isinstance(record, dict) else None
+        if not isinstance(step, int | float) or isinstance(step, bool):
+            skipped += 1
+            continue
+        records.append(record)
+    return records, skipped
 
 
 def loss_groups(records: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -144,7 +165,7 @@ def eval_tables(run_dir: Path) -> list[str]:
     parts = []
     for path in sorted(run_dir.glob("eval*.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path, "evaluation file", encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TranslateError(f"{path} is not valid JSON") from None
         title = f"<h2>Evaluation ({html.escape(path.name)})</h2>"
@@ -176,6 +197,7 @@ def read_section(path: Path) -> dict[str, Any]:
             names that does not exist.
     """
     path = Path(path)
+    check_regular(path, "section")  # a FIFO would block the read forever
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -271,7 +293,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
              *(render_section(Path(section), report_dir) for section in sections)]
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
-        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        lines, skipped = read_metrics(metrics)
+        if skipped:
+            parts.append(f"<p>{skipped} line(s) of metrics.jsonl skipped: not a JSON object "
+                         "(damaged or edited).</p>")
         plots = loss_plots(lines, out.with_suffix("")) if lines else []
         files |= {path: png for _, path, png in plots}
         if plots:

@@ -5,14 +5,16 @@ disk) and dead ends (a corrupt checkpoint, a run killed before its first checkpo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_line, invoke
+from conftest import error_line, invoke, translate_cmd
 from helpers import assert_same_state, file_mtimes, read_only, tmpfs
 from helpers import fill_disk as _fill
 
@@ -367,3 +369,58 @@ def test_an_auto_precision_run_resumes_at_what_it_was_trained_at(capsys) -> None
     old.chosen = True
     keep_trained_precision(old, None)  # a checkpoint from before the precision was recorded
     assert old.name == "fp32"
+
+
+# ── A lock that cannot be deleted away (issue 27, class 7).
+
+
+def test_deleting_the_lock_file_lets_no_second_folder_lock_in(tmp_path: Path) -> None:
+    first = RunFolder(tmp_path)
+    first.lock()
+    try:
+        (tmp_path / LOCK_NAME).unlink()
+        with pytest.raises(TranslateError, match=r"is in use by another training run \(another "
+                                                 r"process\)"):
+            RunFolder(tmp_path).lock()
+        assert not (tmp_path / LOCK_NAME).exists()  # the refused one made no new lock file
+    finally:
+        first.unlock()
+    second = RunFolder(tmp_path)
+    second.lock()  # free once the holder let go
+    second.unlock()
+
+
+@pytest.mark.slow
+def test_a_second_training_is_refused_after_the_lock_file_is_deleted(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        translate_cmd("train", "gan", "--out", str(run), "--set", "train.steps=100000",
+                      "--set", "train.log_every=1", "--set", "train.sample_every=100000",
+                      "--set", "train.checkpoint_every=100000", "--set", "train.device=cpu",
+                      "-q"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+            assert first.poll() is None, first.stderr.read().decode()
+            assert time.monotonic() < deadline, "the first training did not start logging"
+            time.sleep(0.2)
+        (run / LOCK_NAME).unlink()  # a clean-up script, a user
+        for args in (["--resume", "--set", "train.steps=200000"], []):  # a resume, a new run
+            result = invoke("train", "gan", "--out", run, *args, "-q")
+            assert result.exit_code == 1, result.output
+            assert error_line(result) == (
+                f"error: {run} is in use by another training run (another process): wait for "
+                "it to end, or stop it, before training into this folder")
+        done = subprocess.run(translate_cmd("train", "gan", "--out", str(run), "--resume", "-q"),
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and done.stderr.strip().startswith(
+            f"error: {run} is in use by another training run"), done.stderr
+        assert "Traceback" not in done.stderr
+        assert first.poll() is None  # the first one trains on, alone
+    finally:
+        first.kill()
+        first.wait()
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
+             if x.strip().endswith("}")]
+    assert steps == sorted(set(steps))  # every step logged once: no second writer

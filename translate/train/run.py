@@ -23,10 +23,11 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -65,6 +66,7 @@ class RunFolder:
         self.created = False  # this process made the folder
         self.saved = False  # the folder holds a checkpoint (an earlier run's or this one's)
         self._lock_fd: int | None = None
+        self._dir_fd: int | None = None  # the folder itself, flocked: see lock()
 
     # ── Life: lock, checks, creation, clean-up.
 
@@ -121,8 +123,10 @@ class RunFolder:
                 self.created = False
 
     def lock(self) -> None:
-        """Take the folder's lock (``flock`` on ``.lock``, released by the kernel when the process
-        ends, SIGKILL included) and write this process's PID into it.
+        """Take the folder's lock (``flock`` on the run folder itself and on ``.lock``, both
+        released by the kernel when the process ends, SIGKILL included) and write this
+        process's PID into ``.lock``. Deleting ``.lock`` lets no second run in: the folder's own
+        lock is checked first.
 
         Raises:
             TranslateError: another process holds it (named by the PID it wrote), or the
@@ -130,6 +134,52 @@ class RunFolder:
         """
         if fcntl is None or self._lock_fd is not None:
             return
+        self._lock_folder()
+        try:
+            self._lock_file()
+        except BaseException:
+            self._unlock_folder()
+            raise
+
+    def _refuse(self, holder: str) -> NoReturn:
+        who = f"PID {holder}" if holder.isdigit() else "another process"
+        raise TranslateError(
+            f"{display(self.path)} is in use by another training run ({who}): wait "
+            "for it to end, or stop it, before training into this folder") from None
+
+    def _lock_folder(self) -> None:
+        """``flock`` the run folder itself. ``.lock`` can be deleted while a run holds it (a
+        clean-up script, a user), and a second run would then lock a new file; the folder
+        cannot be deleted away while the run writes in it, so every run checks this lock,
+        whatever happened to ``.lock``."""
+        with writing(self.path, "lock"):
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            self._refuse(self._holder())
+        except BaseException:
+            os.close(fd)
+            raise
+        self._dir_fd = fd
+
+    def _holder(self) -> str:
+        """The PID ``.lock`` names ("" when it is gone or not a plain file)."""
+        try:
+            if not stat.S_ISREG(os.stat(self.lock_file).st_mode):
+                return ""
+            return self.lock_file.read_bytes()[:32].decode("ascii", "replace").strip()
+        except OSError:
+            return ""
+
+    def _unlock_folder(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def _lock_file(self) -> None:
+        """``flock`` ``.lock`` and write this process's PID into it (named to a second run)."""
         while True:
             with writing(self.lock_file):
                 fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -138,10 +188,7 @@ class RunFolder:
                 except BlockingIOError:
                     holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
                     os.close(fd)
-                    who = f"PID {holder}" if holder.isdigit() else "another process"
-                    raise TranslateError(
-                        f"{display(self.path)} is in use by another training run ({who}): wait "
-                        "for it to end, or stop it, before training into this folder") from None
+                    self._refuse(holder)
                 except BaseException:
                     os.close(fd)
                     raise
@@ -172,6 +219,7 @@ class RunFolder:
             os.unlink(self.lock_file)  # while still holding it: see lock()
         os.close(self._lock_fd)
         self._lock_fd = None
+        self._unlock_folder()
 
     def _check_resumable(self) -> None:
         if not self.checkpoint.is_file():

@@ -544,7 +544,7 @@ ONNX_EDITS = [
     ("value_range", "wide", "metadata 'value_range' is not a valid value: 'wide'"),
     ("value_range", None, "its metadata has no 'value_range'"),
     ("scale", "x", "metadata 'scale' is not a valid value: 'x'"),
-    ("scale", "0", "'scale' must be in [1, 4], got 0"),
+    ("scale", "0", "'scale' must be in [1, 8], got 0"),
     ("size_multiple", "-4", "'size_multiple' must be in [1, 1024], got -4"),
     ("size_multiple", None, "its metadata has no 'size_multiple'"),
     ("max_side", "0", "'max_side' must be in [1, 65536], got 0"),

@@ -200,7 +200,8 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return {
         "text": (text, "not a PyTorch checkpoint"),
         "zeros": (zeros, "not a PyTorch checkpoint"),
-        "other network": (other, "not a CycleGAN ResNet generator state dict"),
+        "other network": (other, "neither a CycleGAN ResNet generator nor an architecture "
+                                 "spandrel knows"),
         "pickle": (pickled, "RefResnetGenerator); only plain state dicts are imported"),
         "wrong shape": (wrong_shape, "model.10.conv_block.5.weight has shape (32, 32, 1, 1)"),
         "missing key": (missing, "missing keys model.15.bias"),

@@ -576,39 +576,62 @@ def export_cmd(
 
 @app.command(
     name="import",
-    epilog="Example: translate import latest_net_G_A.pth --b2a latest_net_G_B.pth --out runs/ref",
+    epilog="Example: translate import RealESRGAN_x4plus.pth --out models/realesrgan  (then "
+    "translate infer models/realesrgan photos/ out/)",
 )
 def import_cmd(
     weights: Path = typer.Argument(
-        ..., help="Generator weights (.pth state dict) from the CycleGAN reference "
-        "(latest_net_G_A.pth, a pretrained *_net_G.pth) or vintagify."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
+        ..., help="A weights file (.pth, .pt, .ckpt, .safetensors): any image-to-image network "
+        "spandrel detects (ESRGAN/Real-ESRGAN, SRVGGNetCompact, SwinIR, HAT, DAT, SPAN, OmniSR, "
+        "SCUNet, LaMa …) or a CycleGAN reference / vintagify ResNet generator."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Model folder to write (default: imported/NAME)."),
     direction: str = typer.Option(
-        "a2b", "--direction", help="Which way WEIGHTS translates: a2b (the reference's G_A) "
-        "or b2a (its G_B)."),
+        "a2b", "--direction", help="CycleGAN generators: which way WEIGHTS translates: a2b (the "
+        "reference's G_A) or b2a (its G_B)."),
     b2a: Path | None = typer.Option(
-        None, "--b2a", help="The other generator (the reference's latest_net_G_B.pth), when "
-        "WEIGHTS is a2b: both directions in one model."),
+        None, "--b2a", help="CycleGAN: the other generator (the reference's "
+        "latest_net_G_B.pth), when WEIGHTS is a2b: both directions in one model."),
     name: str | None = typer.Option(
-        None, "--name", help="A label for model.json (default: the file's stem)."),
+        None, "--name", help="The model's name in model.json and the default folder (default: "
+        "the file's stem)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already in OUT."),
 ) -> None:
-    """Import CycleGAN ResNet generator weights into a model folder (model.safetensors +
-    model.json) that `translate infer`, `export` and (with both directions) `eval` take."""
+    """Import a model you already have into a model folder (model.safetensors + model.json) that
+    `translate infer`, `eval`, `export`, `showcase` and `translate.load` take. Files are read as
+    tensors only (torch.load(weights_only=True) or safetensors): no pickled code ever runs."""
     with user_errors():
-        from translate.importer import import_generators
+        from translate.importer import (
+            import_generators,
+            import_model,
+            is_cyclegan_layout,
+            read_state_dict,
+        )
 
         if direction not in ("a2b", "b2a"):
             raise TranslateError(f"--direction must be a2b or b2a, got {direction!r}")
+        folder = out if out is not None else Path("imported") / (name or weights.stem)
+        cyclegan_only = b2a is not None or direction != "a2b"
+        if cyclegan_only and not is_cyclegan_layout(read_state_dict(weights)):
+            raise TranslateError("--direction and --b2a are for CycleGAN generators; "
+                                 f"{weights} is not one")
         if b2a is not None and direction != "a2b":
             raise TranslateError("--b2a names the b2a generator; WEIGHTS must then be a2b "
                                  "(leave out --direction b2a)")
-        files = {direction: weights, **({"b2a": b2a} if b2a is not None else {})}
-        result = import_generators(files, out, name=name, overwrite=overwrite)
+        if cyclegan_only:
+            files = {direction: weights, **({"b2a": b2a} if b2a is not None else {})}
+            result = import_generators(files, folder, name=name, overwrite=overwrite)
+        else:
+            result = import_model(weights, folder, name=name, overwrite=overwrite)
         for d, spec in result.specs.items():
-            ui.info(f"{d}: {files[d].name} ({spec.layout} layout, ngf {spec.ngf}, "
-                    f"{spec.n_blocks} blocks, {spec.norm.replace('_', ' ')} norm)")
-        ui.info(f"wrote {out} ({result.parameters:,} parameters)")
+            ui.info(f"{d}: {weights.name if d == direction else b2a} ({spec.layout} layout, "
+                    f"ngf {spec.ngf}, {spec.n_blocks} blocks, {spec.norm.replace('_', ' ')} "
+                    "norm)")
+        if not result.specs:
+            what = {"sr": f"x{result.scale} super-resolution" if result.scale > 1
+                    else "restoration (x1)", "inpaint": "inpainting"}[result.task]
+            ui.info(f"{weights.name}: {result.architecture}, {what}")
+        ui.info(f"wrote {folder} ({result.parameters:,} parameters)")
 
 
 @app.command(

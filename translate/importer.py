@@ -34,15 +34,20 @@ import dataclasses
 import hashlib
 import re
 import shutil
+import stat
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from translate.errors import TranslateError
-from translate.modelfile import save_model
+from translate.modelfile import load_model, save_model
+from translate.nets.external import LICENCES, ExternalNet, UnsupportedNetwork, from_state_dict
 from translate.nets.resnet import ResnetGenerator
 
 # The residual blocks' Sequential attribute in each known layout.
@@ -86,16 +91,18 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else "no message"
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The plain-tensor state dict in ``path`` (``module.`` prefixes stripped).
+def _torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding code), not a plain state dict."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
-    Raises:
-        TranslateError: not a file, empty, not a ``torch.save`` file, not loadable with
-            ``weights_only=True``, or not a dict of tensors (directly or under one of
-            :data:`WRAPPER_KEYS`).
-    """
-    if not path.is_file():
-        raise TranslateError(f"{path}: no such file")
+
+def _torch_file(path: Path) -> Any:
+    """What ``torch.load(weights_only=True)`` reads from ``path``, or a one-line error."""
     with open(path, "rb") as f:
         head = f.read(4)
     if not head:
@@ -106,8 +113,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if head != b"PK\x03\x04" and head[0] != 0x80:
         raise TranslateError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip "
                              f"archive nor a pickle; it starts with {head!r})")
+    if head == b"PK\x03\x04" and _torchscript(path):
+        raise TranslateError(f"{path}: a TorchScript archive, which holds code; translate never "
+                             "runs code from a model file: save the model's state_dict() "
+                             "(or a .safetensors file) and import that")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — torch.load raises many types; all mean "unreadable"
         text = str(e)
         if "Weights only load failed" in text:
@@ -118,9 +129,44 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                                  ) from None
         raise TranslateError(f"{path}: torch.load cannot read it: {type(e).__name__}: "
                              f"{_first_line(text)}") from None
-    state = _unwrap(obj, path)
-    if all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
+
+
+def _safetensors_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise TranslateError(f"{path}: not a readable safetensors file: {_first_line(str(e))}"
+                             ) from None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The plain-tensor state dict in ``path`` (``module.`` / ``netG.`` prefixes stripped).
+
+    ``.safetensors`` files are read by safetensors; anything else (``.pth``, ``.pt``, ``.ckpt``,
+    ``.bin``) by ``torch.load(weights_only=True)``, TorchScript archives refused (they hold code).
+
+    Raises:
+        TranslateError: not a regular file, empty, not a ``torch.save`` or safetensors file, not
+            loadable with ``weights_only=True``, not a dict of tensors (directly or under one of
+            :data:`WRAPPER_KEYS`), or holding NaN or infinite values.
+    """
+    if path.is_dir():
+        raise TranslateError(f"{path} is a folder; import takes a weights file (.pth, .pt, "
+                             ".ckpt or .safetensors)")
+    if not path.exists():
+        raise TranslateError(f"{path}: no such file")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+        raise TranslateError(f"{path} is not a regular file")
+    if path.suffix.lower() == ".safetensors":
+        state = _unwrap(_safetensors_file(path), path)
+    else:
+        state = _unwrap(_torch_file(path), path)
+    for prefix in ("module.", "netG."):  # saved from DataParallel / DDP, or BasicSR's netG
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    for key, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise TranslateError(f"{path}: {key} holds NaN or infinite values")
     return state
 
 
@@ -272,11 +318,35 @@ def _natural(key: str) -> list[Any]:
 
 @dataclass
 class Imported:
-    """What :func:`import_generators` wrote."""
+    """What :func:`import_generators` or :func:`import_external` wrote."""
 
     out: Path
-    specs: dict[str, GeneratorSpec]
+    specs: dict[str, GeneratorSpec]  # CycleGAN generators, by direction
     parameters: int
+    architecture: str = "ResnetGenerator"
+    task: str = "cyclegan"
+    scale: int = 1
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise TranslateError(f"--out {out} is a file, not a folder")
+    _refuse_run_folder(out)
+    if (out / "model.json").exists() and not overwrite:
+        raise TranslateError(f"{out} already holds a model; pass --overwrite to replace it")
+
+
+def _write(out: Path, task: str, networks: dict[str, torch.nn.Module], meta: dict[str, Any]
+           ) -> None:
+    """Save the model folder; a folder this call created is removed again if that fails."""
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(out, task, networks, meta)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def import_generators(files: dict[str, Path], out: Path, *, name: str | None = None,
@@ -296,10 +366,7 @@ def import_generators(files: dict[str, Path], out: Path, *, name: str | None = N
     """
     if not files or set(files) - set(NETWORK):
         raise TranslateError(f"directions to import must be among {', '.join(NETWORK)}")
-    if out.exists() and not out.is_dir():
-        raise TranslateError(f"--out {out} is a file, not a folder")
-    if (out / "model.json").exists() and not overwrite:
-        raise TranslateError(f"{out} already holds a model; pass --overwrite to replace it")
+    _check_out(out, overwrite)
     # Read and check everything before the folder is touched, so a bad file leaves nothing.
     networks: dict[str, torch.nn.Module] = {}
     specs: dict[str, GeneratorSpec] = {}
@@ -325,13 +392,132 @@ def import_generators(files: dict[str, Path], out: Path, *, name: str | None = N
         "imported": {"from": sources,
                      "at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_model(out, "cyclegan", networks, meta)
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    _write(out, "cyclegan", networks, meta)
     parameters = sum(p.numel() for net in networks.values() for p in net.parameters())
     return Imported(out=out, specs=specs, parameters=parameters)
+
+
+# ── The field's architectures, through spandrel (translate/nets/external.py).
+
+# Tile overlap of imported models, LR pixels on each side (``receptive_radius`` → overlap 2r):
+# Real-ESRGAN's own tiling pads tiles by 10; a little more keeps seams below 1/255 in practice.
+EXTERNAL_RADIUS = 16
+# The largest scale an imported model may have (8x ESRGANs exist; model.json allows it).
+MAX_SCALE = 8
+
+
+def is_cyclegan_layout(state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state``'s keys are a CycleGAN ResNet generator's (``model.N…`` with residual
+    blocks ``model.N.conv_block.M`` or ``model.N.block.M``), the layout :func:`describe` reads."""
+    if not all(_KEY.fullmatch(k) for k in state):
+        return False
+    return any((m := _KEY.fullmatch(k)) is not None and m.group(2) in LAYOUTS for k in state)
+
+
+def _size_requirements(net: ExternalNet) -> dict[str, Any]:
+    rule = net.size_rule
+    return {"minimum": rule.minimum, "multiple_of": rule.multiple_of, "square": rule.square}
+
+
+def external_meta(net: ExternalNet, path: Path, name: str) -> dict[str, Any]:
+    """model.json's fields for an imported network (besides ``task`` and ``networks``)."""
+    return {
+        "name": name,
+        "value_range": [0.0, 1.0],
+        "scale": net.scale,
+        "channels": 3,
+        "size_multiple": 1,  # the network pads to its own size requirements
+        "receptive_radius": max(EXTERNAL_RADIUS, net.tile_multiple // 2),
+        "tile_multiple": net.tile_multiple,
+        "precisions": net.precisions,
+        "ema": False,
+        "imported": {
+            "from": {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size},
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "by": "spandrel",
+            "architecture": net.architecture,
+            "purpose": net.purpose,
+            "tags": net.tags,
+            "licence": LICENCES.get(net.architecture, "unknown: see the architecture's "
+                                    "repository and the weights' own terms"),
+            "size_requirements": _size_requirements(net),
+            "tiling": net.tiling,
+            "parameters": sum(p.numel() for p in net.parameters()),
+        },
+    }
+
+
+def to_external(state: dict[str, torch.Tensor], path: Path) -> ExternalNet:
+    """spandrel's network for ``state``, or a one-line error naming the file."""
+    try:
+        net = from_state_dict(state)
+    except UnsupportedNetwork as e:
+        raise TranslateError(f"{path}: {e}") from None
+    if not 1 <= net.scale <= MAX_SCALE:
+        raise TranslateError(f"{path}: a {net.architecture} model of scale {net.scale}; "
+                             f"translate runs scales 1 to {MAX_SCALE}")
+    return net
+
+
+def _refuse_run_folder(out: Path) -> None:
+    """A training run's folder is never an import's destination: its state, config and samples
+    belong to the model trained there."""
+    if (out / "state").exists() or (out / "config.yaml").exists():
+        raise TranslateError(f"{out} holds a training run (state/, config.yaml); import into "
+                             "another folder")
+
+
+def _matches(net: ExternalNet, loaded: torch.nn.Module) -> bool:
+    """Whether the written model gives the imported network's output on a small seeded input."""
+    g = torch.Generator().manual_seed(0)
+    side = max(net.size_rule.minimum, 24)
+    x = torch.rand(1, 3, side, side, generator=g)
+    holes = (torch.rand(1, 1, side, side, generator=g) > 0.7).float()
+    mask = holes if net.task == "inpaint" else None
+    with torch.no_grad():
+        return bool(torch.equal(net(x, mask), loaded(x, mask)))
+
+
+def import_external(path: Path, out: Path, *, name: str | None = None, overwrite: bool = False,
+                    state: dict[str, torch.Tensor] | None = None) -> Imported:
+    """Write ``out/model.safetensors`` + ``out/model.json`` for a network spandrel detects
+    (Real-ESRGAN, SwinIR, HAT, DAT, SPAN, OmniSR, SCUNet, LaMa …).
+
+    The model folder is an ``sr`` model (super-resolution; restoration at scale 1) or an
+    ``inpaint`` model, which every command takes. It is read back and checked to give the same
+    output as the network spandrel built before ``out`` is left in place.
+
+    Args:
+        path: the weights (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``).
+        out: the model folder to write (nothing is left there if anything fails).
+        name: a label recorded in model.json (default: the file's stem).
+        overwrite: replace a model already in ``out`` (never a training run's).
+        state: the state dict already read from ``path`` (:func:`read_state_dict`).
+
+    Raises:
+        TranslateError: an unreadable, unknown or unsupported file, or ``out`` not writable.
+    """
+    _check_out(out, overwrite)
+    state = read_state_dict(path) if state is None else state
+    net = to_external(state, path)
+    meta = external_meta(net, path, name or path.stem)
+    _write(out, net.task, {"G": net}, meta)
+    loaded = load_model(out).networks["G"]
+    if not _matches(net, loaded):
+        shutil.rmtree(out, ignore_errors=True)
+        raise TranslateError(f"{path}: the {net.architecture} network read back from {out} "
+                             "does not give spandrel's output; nothing was written")
+    params = meta["imported"]["parameters"]
+    return Imported(out=out, specs={}, parameters=params, architecture=net.architecture,
+                    task=net.task, scale=net.scale)
+
+
+def import_model(path: Path, out: Path, *, name: str | None = None, overwrite: bool = False
+                 ) -> Imported:
+    """Import any weights file translate reads: a CycleGAN generator (one direction, a2b) or a
+    network spandrel detects (:func:`import_external`)."""
+    _check_out(out, overwrite)
+    state = read_state_dict(path)
+    if is_cyclegan_layout(state):
+        return import_generators({"a2b": path}, out, name=name, overwrite=overwrite)
+    return import_external(path, out, name=name, overwrite=overwrite, state=state)

@@ -23,6 +23,7 @@ from translate.config import Range
 from translate.errors import TranslateError
 from translate.io.atomic import atomic_write, atomic_write_text
 from translate.io.regular import check_regular
+from translate.nets.external import ExternalNet, UnsupportedNetwork, from_state_dict
 from translate.nets.inpaint import InpaintGenerator
 from translate.nets.mlp import MLPDiscriminator, MLPGenerator
 from translate.nets.patchgan import PatchDiscriminator
@@ -43,6 +44,9 @@ NETWORKS: dict[str, type[torch.nn.Module]] = {
     "SRGenerator": SRGenerator,
     "InpaintGenerator": InpaintGenerator,
     "UnetGenerator": UnetGenerator,
+    # The field's networks (translate import): spandrel rebuilds them from the weights, so
+    # model.json records only which architecture they must be (args {"architecture": ID}).
+    "ExternalNet": ExternalNet,
 }
 FORMAT = "translate-model"
 EXPORT_FORMAT = "translate-export"  # the ``format`` key of every exported file's metadata
@@ -66,11 +70,12 @@ ARG_RANGES: dict[str, Range] = {
 # model.json's keys besides the networks that inference reads → (type, range). ONNX and
 # safetensors exports carry the same keys as strings (:func:`export_meta`).
 META_FIELDS: dict[str, tuple[type, Range | None]] = {
-    "scale": (int, Range(1, 4)),
+    "scale": (int, Range(1, 8)),  # imported models go to 8 (translate's own: 2 to 4)
     "size_multiple": (int, Range(1, 1024)),
     "channels": (int, Range(1, 4)),
     "latent_dim": (int, ARG_RANGES["latent_dim"]),
     "receptive_radius": (int, Range(0, 10_000)),
+    "tile_multiple": (int, Range(1, 1024)),  # SR tiles start on this grid (window attention)
     "max_side": (int, Range(1, 65536)),
     "ema": (bool, None),
     "gan": (bool, None),
@@ -142,7 +147,10 @@ def check_description(where: str, description: Any) -> None:
         cls = NETWORKS.get(spec["class"]) if isinstance(spec.get("class"), str) else None
         if cls is None:
             raise TranslateError(f"{where}: unknown network class {spec.get('class')!r}")
-        check_args(where, cls, spec.get("args", {}))
+        if cls is ExternalNet:
+            check_external_args(where, spec.get("args", {}))
+        else:
+            check_args(where, cls, spec.get("args", {}))
     directions = description.get("directions", {})
     if not isinstance(directions, dict) or any(
             d not in ("a2b", "b2a") or not isinstance(n, str) or n not in networks
@@ -203,6 +211,36 @@ def check_args(where: str, cls: type, args: dict[str, Any]) -> None:
         elif isinstance(default, str) and not isinstance(value, str):
             raise TranslateError(f"{where}: '{key}' must be a string, got {_kind(value)} "
                                  f"{value!r}")
+
+
+def check_external_args(where: str, args: Any) -> None:
+    """An imported network's arguments: exactly ``{"architecture": ID}`` (spandrel's id)."""
+    if (not isinstance(args, dict) or set(args) != {"architecture"}
+            or not isinstance(args["architecture"], str) or not args["architecture"]):
+        raise TranslateError(f"{where}: an ExternalNet's args must be "
+                             f'{{"architecture": NAME}}, got {args!r}')
+
+
+def build_external(where: str, architecture: str, state: dict[str, torch.Tensor]
+                   ) -> ExternalNet:
+    """The imported network ``state`` holds (its keys as ``ExternalNet.model`` names them),
+    rebuilt by spandrel, which must find the ``architecture`` model.json names.
+
+    Raises:
+        TranslateError: spandrel cannot rebuild it, or finds another architecture.
+    """
+    inner = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    if len(inner) != len(state) or not inner:
+        raise TranslateError(f"{where}: the weights are not those of an imported network "
+                             "(keys model.*)")
+    try:
+        net = from_state_dict(inner)
+    except UnsupportedNetwork as e:
+        raise TranslateError(f"{where}: {e}") from None
+    if net.architecture != architecture:
+        raise TranslateError(f"{where}: the weights are a {net.architecture} network; model.json "
+                             f"says {architecture}")
+    return net
 
 
 @contextlib.contextmanager
@@ -401,10 +439,14 @@ def load_model(
     check_finite(tensors, str(weights))
     networks = {}
     for name, spec in description["networks"].items():
-        net = build_network(str(folder / "model.json"), NETWORKS[spec["class"]],
-                            spec.get("args", {}))
         prefix = f"{name}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if NETWORKS[spec["class"]] is ExternalNet:
+            net = build_external(f"{weights} ({name})", spec["args"]["architecture"], state)
+            networks[name] = net.to(device).eval()
+            continue
+        net = build_network(str(folder / "model.json"), NETWORKS[spec["class"]],
+                            spec.get("args", {}))
         load_module_state(net, state, f"{weights} ({name})")
         networks[name] = net.to(device).eval()
     return Model(task=model_task, networks=networks, meta=description, path=folder)

@@ -105,12 +105,12 @@ EXPORTS: dict[str, ExportSpec] = {
         check_shapes=((1, (0, 0)), (5, (0, 0))), example=(2, (0, 0)),
     ),
     "sr": ExportSpec(
-        classes=("SRGenerator",), wrap=_as_inferred,
+        classes=("SRGenerator", "ExternalNet"), wrap=_as_inferred,
         inputs=_images, input_names=("image",), output_names=("output",),
         axes=(_IMAGE_AXES,), check_shapes=((1, (37, 53)), (2, (21, 30))), example=(2, (23, 31)),
     ),
     "inpaint": ExportSpec(
-        classes=("InpaintGenerator",), wrap=_as_inferred,
+        classes=("InpaintGenerator", "ExternalNet"), wrap=_as_inferred,
         inputs=_image_and_mask, input_names=("image", "mask"), output_names=("output",),
         axes=(_IMAGE_AXES, _IMAGE_AXES),
         # The push-pull prefill (nets/inpaint.py) halves the image until it is 1 pixel: a loop

@@ -27,11 +27,10 @@ import torch
 
 from translate.data.masks import HOLE_CONVENTIONS, load_mask
 from translate.errors import TranslateError
-from translate.infer.wrap import PadCrop, size_multiple, value_range
+from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_range
 from translate.io.images import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, scan_images
 from translate.io.paths import path_record
 from translate.modelfile import Model
-from translate.runtime import Precision
 
 LAMA_MARK = "_mask"
 
@@ -51,7 +50,7 @@ class InpaintPipeline:
         self.device = torch.device(device)
         self.net = model.networks["G"].to(self.device).eval()
         self.multiple = size_multiple(self.net, model.meta)
-        self.precision = Precision(precision, self.device)
+        self.precision = model_precision(precision, self.device, model.meta)
         if compile:  # one graph for every image size, as TranslationPipeline
             self.net = torch.compile(self.net, dynamic=True)
         self.wrapped = PadCrop(self.net, self.multiple, value_range=value_range(model))

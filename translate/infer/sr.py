@@ -36,15 +36,19 @@ import torch.nn.functional as F
 
 from translate.errors import TranslateError
 from translate.infer.memory import SAFETY, default_budget, format_bytes, forward_peak_bytes
-from translate.infer.wrap import PadCrop, size_multiple, value_range
+from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_range
 from translate.modelfile import Model
-from translate.runtime import Precision
+from translate.nets.external import pad_image
 
 CALIBRATION = 96  # LR side of the meta-device forward that measures activations per pixel
 CHUNK = 64  # output rows quantised (or resized) at a time
 # Share of the budget the folder runner may fill with results waiting to be encoded; their
 # encoders' copies take as much again, so a batch plans with the rest.
 PENDING_SHARE = 8
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -206,8 +210,11 @@ class SRPipeline:
             raise TranslateError(f"{model.path} holds a '{model.task}' model, not a "
                                  "super-resolution (sr) model")
         self.scale = int(model.meta["scale"])
+        # Tiles start on this grid (model.json's tile_multiple: a window-attention network's
+        # windows are counted from the image's corner); overlaps and tiles are multiples of it.
+        self.align = int(model.meta.get("tile_multiple", 1))
         if tile_overlap is None:
-            tile_overlap = 2 * int(model.meta.get("receptive_radius", 8))
+            tile_overlap = _round_up(2 * int(model.meta.get("receptive_radius", 8)), self.align)
         if outscale is not None and not outscale > 0:
             raise TranslateError(f"--outscale must be > 0, got {outscale}")
         if (tile is not None and tile < 0) or tile_overlap < 0:
@@ -215,6 +222,10 @@ class SRPipeline:
                                  f"{tile_overlap}")
         if tile and tile <= tile_overlap:
             raise TranslateError(f"--tile {tile} must be larger than --tile-overlap "
+                                 f"{tile_overlap}")
+        if self.align > 1 and ((tile and tile % self.align) or tile_overlap % self.align):
+            raise TranslateError(f"--tile and --tile-overlap must be multiples of {self.align} "
+                                 f"for this model (its attention windows), got {tile} and "
                                  f"{tile_overlap}")
         if max_memory is not None and max_memory <= 0:
             raise TranslateError(f"--max-memory must be more than 0 bytes, got {max_memory}")
@@ -224,7 +235,7 @@ class SRPipeline:
         self.max_pixels = max_pixels
         self.device = torch.device(device)
         self.net = model.networks["G"].to(self.device).eval()
-        self.precision = Precision(precision, self.device)
+        self.precision = model_precision(precision, self.device, model.meta)
         self.wrapped = PadCrop(self.net, size_multiple(self.net, model.meta), self.scale,
                                value_range(model))
         self._per_pixel: float | None = None
@@ -312,6 +323,8 @@ class SRPipeline:
         while lo < hi:  # the largest tile that fits (the estimate grows with the tile)
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if self.estimate(b, h, w, mid, itemsize) <= budget else (lo, mid - 1)
+        if self.align > 1:  # on the model's grid, and still larger than the overlap
+            lo = max(lo // self.align * self.align, self.overlap + self.align)
         return lo
 
     # ── Running.
@@ -331,6 +344,14 @@ class SRPipeline:
             y = self._run(x)
             for r in range(0, h * s, CHUNK):
                 yield r, y[..., r : r + CHUNK, :]
+            return
+        if self.align > 1 and (h % self.align or w % self.align):
+            # Tiles on the model's grid: the image padded to it (as the model pads itself), the
+            # result cropped back, rows past the image dropped.
+            pad_h, pad_w = _round_up(h, self.align) - h, _round_up(w, self.align) - w
+            for r, rows in self._rows(pad_image(x, pad_h, pad_w), tile):
+                if r < h * s:
+                    yield r, rows[..., : h * s - r, : w * s]
             return
         th, tw = min(tile, h), min(tile, w)
         ys, xs = tile_starts(h, tile, m), tile_starts(w, tile, m)

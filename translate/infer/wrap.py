@@ -17,6 +17,7 @@ from torch import nn
 from translate.errors import TranslateError
 from translate.modelfile import Model
 from translate.nets.layers import crop_to, mirror_pad_to_multiple, pad_to_multiple
+from translate.runtime import Precision
 from translate.tasks import TASKS
 
 
@@ -33,6 +34,35 @@ def size_multiple(net: nn.Module, meta: dict[str, Any]) -> int:
     """The multiple H and W must have for ``net``: model.json's ``size_multiple``, else the
     network's own (a ResNet generator's ``2 ** n_down``), else 1."""
     return int(meta.get("size_multiple", getattr(net, "size_multiple", 1)))
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def model_precision(name: str, device: torch.device, meta: dict[str, Any]) -> Precision:
+    """``Precision(name, device)`` within what the model runs in: model.json's ``precisions``
+    (imported architectures: spandrel says which support bf16 and fp16); ``auto`` falls back to
+    bf16 on a GPU where allowed, else fp32.
+
+    Raises:
+        TranslateError: a precision asked for by name that the model does not run in, or a
+            malformed ``precisions``.
+    """
+    precision = Precision(name, device)
+    allowed = meta.get("precisions")
+    if allowed is None:
+        return precision
+    if (not isinstance(allowed, list) or "fp32" not in allowed
+            or any(p not in PRECISIONS for p in allowed)):
+        raise TranslateError(f"model.json: 'precisions' must list some of {', '.join(PRECISIONS)}"
+                             f", fp32 among them, got {allowed!r}")
+    if precision.name in allowed:
+        return precision
+    if not precision.chosen:
+        raise TranslateError(f"--precision {precision.name}: this model runs only in "
+                             f"{', '.join(allowed)} (its architecture does not support "
+                             f"{precision.name})")
+    return Precision("bf16" if device.type == "cuda" and "bf16" in allowed else "fp32", device)
 
 
 def keeps_gray(task: str) -> bool:

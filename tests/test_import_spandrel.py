@@ -314,3 +314,114 @@ def test_lama_imports_and_inpaints_keeping_known_pixels(tmp_path, photos):
         with torch.no_grad():
             ref = (descriptor(x, m)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         assert _max_diff(got[hole], ref[hole]) <= 1
+
+
+# --- evaluation beside a baseline: a user's own file against sr-x4 / inpaint -----------------
+
+
+def _hr_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, pixels in (("coffee.png", skdata.coffee()[100:196, 200:332]),
+                         ("rocket.png", skdata.rocket()[120:200, 150:270])):
+        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / name)
+    return folder
+
+
+def test_sr_eval_scores_a_baseline_beside_the_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a bundled model's results go to eval/NAME/ here
+    torch.manual_seed(0)
+    pth, _ = _save(ARCHS["compact"][1]().eval(), tmp_path, "compact")
+    assert invoke("import", pth, "--out", tmp_path / "compact").exit_code == 0
+    hr = _hr_folder(tmp_path / "hr")
+    result = invoke("eval", "sr-x4", "--hr", hr, "--baseline", tmp_path / "compact")
+    assert result.exit_code == 0, result.output
+    assert "baseline" in result.output  # its columns (the header wraps at 80 columns)
+    both = json.loads((tmp_path / "eval" / "sr-x4" / "eval_sr.json").read_text())
+    entry = next(v for k, v in both.items() if k.startswith(str(hr)))
+    assert entry["baseline"]["model"] == str(tmp_path / "compact")
+    # The baseline's column is the model's own score when it is evaluated alone.
+    alone = invoke("eval", tmp_path / "compact", "--hr", hr)
+    assert alone.exit_code == 0, alone.output
+    own = json.loads((tmp_path / "compact" / "eval_sr.json").read_text())
+    own_entry = next(v for k, v in own.items() if k.startswith(str(hr)))
+    assert entry["baseline"]["psnr"] == pytest.approx(own_entry["model"]["psnr"], abs=1e-9)
+    assert entry["baseline"]["ssim"] == pytest.approx(own_entry["model"]["ssim"], abs=1e-9)
+    assert entry["model"]["psnr"] != pytest.approx(entry["baseline"]["psnr"], abs=1e-3)
+
+
+def test_a_baseline_of_another_task_or_scale_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    pth, _ = _save(ARCHS["swinir"][1]().eval(), tmp_path, "swinir")  # x2
+    assert invoke("import", pth, "--out", tmp_path / "x2").exit_code == 0
+    hr = _hr_folder(tmp_path / "hr")
+    scale = invoke("eval", "sr-x4", "--hr", hr, "--baseline", tmp_path / "x2")
+    assert scale.exit_code != 0 and "upscales ×2" in error_line(scale)
+    task = invoke("eval", "sr-x4", "--hr", hr, "--baseline", "inpaint")
+    assert task.exit_code != 0 and "holds a 'inpaint' model" in error_line(task)
+
+
+def test_inpaint_eval_scores_a_baseline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images = _hr_folder(tmp_path / "images")
+    result = invoke("eval", "inpaint", "--images", images, "--mask-preset", "medium",
+                    "--baseline", "inpaint")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "eval" / "inpaint" / "eval_inpaint.json").read_text())
+    entry = next(v for k, v in data.items() if k.startswith(str(images)))
+    scores = entry["sets"][0]["scores"]
+    assert set(scores) == {"model", "cv2 Telea", "cv2 NS", "baseline inpaint"}
+    # The same model as its own baseline: the same completions, the same scores.
+    assert scores["baseline inpaint"] == scores["model"]
+
+
+# --- fine-tuning a file people have: train sr --set model.init_from=FILE.pth -------------------
+
+
+def _hr_crops(folder: Path, n: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee()]
+    for i in range(n):
+        Image.fromarray(photos[i][40 + 10 * i : 88 + 10 * i, 100:164]).save(folder / f"{i}.png")
+    return folder
+
+
+def test_fine_tuning_an_rrdbnet_file_trains_it_and_writes_an_imported_model(tmp_path):
+    from translate.modelfile import load_model
+
+    torch.manual_seed(0)
+    net = ESRGAN(num_filters=8, num_blocks=1, scale=4).eval()
+    pth, _ = _save(net, tmp_path, "RealESRGAN_tiny")
+    root = _hr_crops(tmp_path / "hr")
+    result = invoke("train", "sr", "--out", tmp_path / "run", "--set", f"data.root={root}",
+                    "--set", "data.hr_size=32", "--set", "data.repeat=2", "--set",
+                    "train.batch_size=2", "--set", "train.steps=4", "--set", "train.ema=0",
+                    "--set", f"model.init_from={pth}", "-q")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["networks"]["G"] == {"class": "ExternalNet", "args": {"architecture": "ESRGAN"}}
+    assert meta["fine_tuned_from"] == "RealESRGAN_tiny.pth"
+    tuned = load_model(tmp_path / "run").networks["G"].model.state_dict()
+    start = net.state_dict()
+    assert set(tuned) == set(start)
+    changed = [k for k in start if not torch.equal(tuned[k], start[k])]
+    assert changed, "4 steps of training changed no weight"
+    out = tmp_path / "out"
+    assert invoke("infer", tmp_path / "run", root, out, "-q").exit_code == 0
+    assert Image.open(out / "0.png").size == (64 * 4, 48 * 4)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.scale=2", "a ×4 ESRGAN network; the config's model.scale is 2"),
+    ("model.nf=8", "its network decides model.nf; leave it out"),
+])
+def test_fine_tuning_refuses_what_the_file_contradicts(tmp_path, override, message):
+    torch.manual_seed(0)
+    pth, _ = _save(ESRGAN(num_filters=8, num_blocks=1, scale=4).eval(), tmp_path, "g")
+    root = _hr_crops(tmp_path / "hr")
+    result = invoke("train", "sr", "--out", tmp_path / "run", "--set", f"data.root={root}",
+                    "--set", "data.hr_size=32", "--set", "train.steps=2", "--set", override,
+                    "--set", f"model.init_from={pth}", "-q")
+    assert result.exit_code != 0
+    assert message in error_line(result)
+    assert not (tmp_path / "run").exists()

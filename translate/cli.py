@@ -305,14 +305,17 @@ def evaluate(
     tile: int = typer.Option(0, "--tile", callback=number(0),
                              help="sr: tiled inference (LR tile side; 0 = whole)."),
     baseline: Path | None = typer.Option(
-        None, "--baseline", help="pix2pix: another pix2pix run (e.g. L1 only) scored beside."),
+        None, "--baseline", help="sr, inpaint, pix2pix: another model of the same task (a run, "
+        "model folder, bundled name or imported model, e.g. your Real-ESRGAN or LaMa) scored "
+        "beside."),
 ) -> None:
     """Score a model; prints a table and writes RUN/eval.json (cyclegan: eval_translation.json).
 
     A cyclegan run translates --a and --b and reports FID/KID against the other folder, both
     directions, and the cycle-reconstruction PSNR/SSIM. An sr run upscales the LR of --hr
-    (--lr, or MATLAB-bicubic-shrunk --hr) and reports PSNR/SSIM on Y beside bicubic
-    (RUN/eval_sr.json). A pix2pix run translates the --a/--b pairs (matched by name) and
+    (--lr, or MATLAB-bicubic-shrunk --hr) and reports PSNR/SSIM on Y beside bicubic and
+    --baseline (RUN/eval_sr.json); an inpaint model is scored beside cv2 and --baseline. A
+    pix2pix run translates the --a/--b pairs (matched by name) and
     reports PSNR/SSIM/L1 against the ground truth and FID/KID against the real targets, beside
     the input as is and --baseline (RUN/eval_paired.json)."""
     with user_errors():

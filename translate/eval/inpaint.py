@@ -126,20 +126,29 @@ def _score(out: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> Scores:
     return Scores(psnr=psnr(a, b), ssim=ssim(out[box], gt[box]), l1=l1)
 
 
-def _complete(pipeline: InpaintPipeline, gt: np.ndarray, hole: np.ndarray) -> dict[str, np.ndarray]:
+def _run(pipeline: InpaintPipeline, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The pipeline's completion of ``gt`` with ``hole`` emptied: (H, W, 3) uint8."""
+    keep = torch.from_numpy((~hole).astype(np.float32))[None, None]
+    x = torch.from_numpy(gt.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    m = torch.from_numpy(hole.astype(np.float32))[None, None]
+    y = pipeline(x * keep, m)
+    return from_float(y[0].permute(1, 2, 0).cpu().numpy(), 8)
+
+
+def _complete(pipeline: InpaintPipeline, gt: np.ndarray, hole: np.ndarray,
+              baseline: tuple[str, InpaintPipeline] | None = None) -> dict[str, np.ndarray]:
     import cv2
 
     keep = ~hole[..., None]
-    x = torch.from_numpy(gt.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    m = torch.from_numpy(hole.astype(np.float32))[None, None]
-    y = pipeline(x * torch.from_numpy(keep.astype(np.float32)).permute(2, 0, 1)[None], m)
-    model = from_float(y[0].permute(1, 2, 0).cpu().numpy(), 8)
+    outputs = {"model": _run(pipeline, gt, hole)}
     holed = np.ascontiguousarray((gt * keep)[..., ::-1])  # BGR, holes black (unused by cv2)
     hole8 = hole.astype(np.uint8)
-    telea = cv2.inpaint(holed, hole8, 3, cv2.INPAINT_TELEA)[..., ::-1]
-    ns = cv2.inpaint(holed, hole8, 3, cv2.INPAINT_NS)[..., ::-1]
-    return {name: np.where(keep, gt, out)
-            for name, out in zip(METHODS, (model, telea, ns), strict=True)}
+    outputs["cv2 Telea"] = cv2.inpaint(holed, hole8, 3, cv2.INPAINT_TELEA)[..., ::-1]
+    outputs["cv2 NS"] = cv2.inpaint(holed, hole8, 3, cv2.INPAINT_NS)[..., ::-1]
+    if baseline is not None:
+        name, other = baseline
+        outputs[name] = _run(other, gt, hole)
+    return {name: np.where(keep, gt, out) for name, out in outputs.items()}
 
 
 def _mean(scores: list[Scores]) -> Scores:
@@ -150,7 +159,8 @@ def _mean(scores: list[Scores]) -> Scores:
 def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None = None,
                      hole: str = "white", presets: tuple[str, ...] = (), seed: int = 0,
                      pair: str = "name", device: str | torch.device = "cpu",
-                     precision: str = "fp32") -> InpaintEvalResult:
+                     precision: str = "fp32", baseline: Model | None = None
+                     ) -> InpaintEvalResult:
     """Score the model, cv2 Telea and cv2 Navier–Stokes on every image of ``images``.
 
     Args:
@@ -162,6 +172,8 @@ def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None 
         pair: ``name`` (LaMa names or equal names, as ``translate infer``) or ``sorted``.
         precision: fp32 by default, as the SR and translation evaluations: scores do not move
             with the device (bf16 on a GPU would shift them).
+        baseline: another inpainting model (e.g. an imported LaMa) scored beside, as the
+            method ``baseline NAME``.
 
     Raises:
         TranslateError: a missing folder, unpaired images or masks, a mask of another size,
@@ -182,6 +194,11 @@ def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None 
     if not files:
         raise TranslateError(f"{images} holds no images")
     pipeline = InpaintPipeline(model, device, precision)
+    other = None
+    if baseline is not None:
+        other = (f"baseline {Path(baseline.path or 'model').name}",
+                 InpaintPipeline(baseline, device, precision))
+    methods = [*METHODS, *([other[0]] if other else [])]
     if masks is not None:
         sets: list[tuple[str, list[Path | None]]] = [
             (f"{Path(masks).parent.name}/{Path(masks).name}", mask_paths)]
@@ -189,7 +206,7 @@ def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None 
         sets = [(p, [None] * len(files)) for p in presets]
     results = []
     for label, mask_list in sets:
-        scores: dict[str, list[Scores]] = {m: [] for m in METHODS}
+        scores: dict[str, list[Scores]] = {m: [] for m in methods}
         fractions = []
         for i, (path, mask_path) in enumerate(zip(files, mask_list, strict=True)):
             gt = _read_rgb(path)
@@ -210,7 +227,7 @@ def evaluate_inpaint(model: Model, images: str | Path, masks: str | Path | None 
                 raise TranslateError(f"the mask of {path} has no hole (check --hole "
                                      f"{'black' if hole == 'white' else 'white'})")
             fractions.append(float(hole_mask.mean()))
-            for name, out in _complete(pipeline, gt, hole_mask).items():
+            for name, out in _complete(pipeline, gt, hole_mask, other).items():
                 scores[name].append(_score(out, gt, hole_mask))
         results.append(MaskSetResult(label, len(files), float(np.mean(fractions)),
                                      {m: _mean(s) for m, s in scores.items()}))

@@ -49,7 +49,7 @@ class EvalOptions:
     scale: int | None = None  # sr: must be the model's
     per_image: bool = False  # sr: a table row per image
     tile: int = 0  # sr: tiled inference (LR tile side; 0 = whole image)
-    baseline: Path | None = None  # pix2pix: another pix2pix run scored beside (e.g. L1 only)
+    baseline: Path | None = None  # pix2pix, sr, inpaint: another model of the task scored beside
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ OPTION_TASKS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "inception": ("--inception", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
     "n_max": ("--n-max", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
     "size": ("--size", ("cyclegan", "pix2pix"), "cyclegan and pix2pix"),
-    "baseline": ("--baseline", ("pix2pix",), "pix2pix"),
+    "baseline": ("--baseline", ("pix2pix", "sr", "inpaint"), "pix2pix, sr and inpaint"),
     "images": ("--images", ("inpaint",), "inpainting"),
     "masks": ("--masks", ("inpaint",), "inpainting"),
     "mask_presets": ("--mask-preset", ("inpaint",), "inpainting"),
@@ -140,23 +140,37 @@ def eval_mnist(model: Model, real: Path | None, n: int, seed: int,
 
 
 def eval_sr(model: Model, hr: Path | None, lr: Path | None, scale: int | None,
-            per_image: bool = False, tile: int = 0) -> EvalOutcome:
-    """sr: PSNR/SSIM (Y, border = scale), model vs bicubic (merged into RUN/eval_sr.json)."""
+            per_image: bool = False, tile: int = 0, baseline: Path | None = None
+            ) -> EvalOutcome:
+    """sr: PSNR/SSIM (Y, border = scale), model vs bicubic and an optional baseline model
+    (merged into RUN/eval_sr.json)."""
     from translate.eval.sr import RESULT_FILE, evaluate_sr, print_sr_result, save_sr_result
 
     if hr is None:
         raise TranslateError("a super-resolution model is scored with --hr DIR [--lr DIR]")
-    result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile)
+    other = _baseline(baseline)
+    result = evaluate_sr(model, hr, lr, scale, device=resolve_device("auto"), tile=tile,
+                         baseline=other)
     print_sr_result(result, f"sr — {model.path}", per_image=per_image)
     with writing(results_dir(model) / RESULT_FILE):
         path = save_sr_result(results_dir(model), result)
     return EvalOutcome(path, result.seconds)
 
 
+def _baseline(path: Path | None) -> Model | None:
+    """The --baseline model (a run, model folder or bundled name), loaded."""
+    if path is None:
+        return None
+    from translate import models
+
+    return load_model(models.resolve(path), task=tuple(EVALUATORS))
+
+
 def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: str = "white",
-                 pair: str = "name", presets: tuple[str, ...] = (), seed: int = 0
-                 ) -> EvalOutcome:
-    """inpaint: model vs cv2 Telea / NS on the holes (merged into RUN/eval_inpaint.json)."""
+                 pair: str = "name", presets: tuple[str, ...] = (), seed: int = 0,
+                 baseline: Path | None = None) -> EvalOutcome:
+    """inpaint: model vs cv2 Telea / NS (and an optional baseline model) on the holes (merged
+    into RUN/eval_inpaint.json)."""
     from translate.eval.inpaint import (
         RESULT_FILE,
         evaluate_inpaint,
@@ -169,7 +183,7 @@ def eval_inpaint(model: Model, images: Path | None, masks: Path | None, hole: st
                              "or --mask-preset NAME")
     started = time.perf_counter()
     result = evaluate_inpaint(model, images, masks, hole, presets, seed, pair,
-                              device=resolve_device("auto"))
+                              device=resolve_device("auto"), baseline=_baseline(baseline))
     print_inpaint_result(result, f"inpaint — {model.path}")
     key = (f"{images} | masks {masks} ({hole}, pair {pair})" if masks is not None
            else f"{images} | presets {','.join(presets)} seed {seed}")
@@ -228,11 +242,13 @@ def _translation(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
 
 
 def _inpaint(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
-    return eval_inpaint(model, o.images, o.masks, o.hole, o.pair, o.mask_presets, o.seed)
+    return eval_inpaint(model, o.images, o.masks, o.hole, o.pair, o.mask_presets, o.seed,
+                        baseline=o.baseline)
 
 
 def _sr(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:
-    return eval_sr(model, o.hr, o.lr, o.scale, per_image=o.per_image, tile=o.tile)
+    return eval_sr(model, o.hr, o.lr, o.scale, per_image=o.per_image, tile=o.tile,
+                   baseline=o.baseline)
 
 
 def _paired(model: Model, o: EvalOptions, run: str | Path) -> EvalOutcome:

@@ -59,6 +59,8 @@ class ImageScore:
     ssim: float
     bicubic_psnr: float
     bicubic_ssim: float
+    baseline_psnr: float | None = None
+    baseline_ssim: float | None = None
 
 
 @dataclass
@@ -70,6 +72,7 @@ class SrEvalResult:
     scale: int
     images: list[ImageScore] = field(default_factory=list)
     seconds: float = 0.0
+    baseline: str | None = None  # the baseline model's path, when one was scored beside
 
     def mean(self, key: str) -> float:
         return float(np.mean([getattr(s, key) for s in self.images]))
@@ -84,6 +87,8 @@ class SrEvalResult:
             "n_images": len(self.images),
             "model": {"psnr": self.mean("psnr"), "ssim": self.mean("ssim")},
             "bicubic": {"psnr": self.mean("bicubic_psnr"), "ssim": self.mean("bicubic_ssim")},
+            **({"baseline": {"model": self.baseline, "psnr": self.mean("baseline_psnr"),
+                             "ssim": self.mean("baseline_ssim")}} if self.baseline else {}),
             "per_image": [asdict(s) for s in self.images],
             "seconds": self.seconds,
         }
@@ -124,7 +129,8 @@ def _pairs(hr_dir: Path, lr_dir: Path | None) -> list[tuple[Path, Path | None]]:
 
 def evaluate_sr(model: Model, hr_dir: str | Path, lr_dir: str | Path | None = None,
                 scale: int | None = None, device: str | torch.device = "cpu",
-                tile: int = 0, tile_overlap: int | None = None) -> SrEvalResult:
+                tile: int = 0, tile_overlap: int | None = None,
+                baseline: Model | None = None) -> SrEvalResult:
     """Score an SR model and bicubic on the HR images in ``hr_dir`` (see the module docstring).
 
     Args:
@@ -134,15 +140,22 @@ def evaluate_sr(model: Model, hr_dir: str | Path, lr_dir: str | Path | None = No
         scale: the scale to evaluate; must be the model's (default: the model's).
         device: where the network runs.
         tile, tile_overlap: tiled inference for large images (see ``SRPipeline``).
+        baseline: another ``sr`` model of the same scale, scored beside on the same inputs
+            (e.g. an imported Real-ESRGAN file beside ``sr-x4``).
 
     Raises:
         TranslateError: not an SR model, a scale the model does not have, missing folders,
-            unpaired or wrongly sized LR images, unreadable images.
+            unpaired or wrongly sized LR images, unreadable images, a baseline of another task
+            or scale.
     """
-    if model.task != "sr":
-        raise TranslateError(f"{model.path} holds a '{model.task}' model; --hr/--lr evaluation "
-                             "needs a super-resolution (sr) model")
+    for m, what in ((model, "--hr/--lr evaluation"), (baseline, "--baseline")):
+        if m is not None and m.task != "sr":
+            raise TranslateError(f"{m.path} holds a '{m.task}' model; {what} needs a "
+                                 "super-resolution (sr) model")
     model_scale = int(model.meta["scale"])
+    if baseline is not None and int(baseline.meta["scale"]) != model_scale:
+        raise TranslateError(f"--baseline {baseline.path} upscales ×{baseline.meta['scale']}; "
+                             f"the model upscales ×{model_scale}")
     if scale is None:
         scale = model_scale
     if scale != model_scale:
@@ -152,7 +165,10 @@ def evaluate_sr(model: Model, hr_dir: str | Path, lr_dir: str | Path | None = No
     hr_dir = Path(hr_dir)
     lr_path = Path(lr_dir) if lr_dir is not None else None
     pipeline = SRPipeline(model, device, "fp32", tile=tile, tile_overlap=tile_overlap)
-    result = SrEvalResult(str(hr_dir), str(lr_path) if lr_path else None, scale)
+    other = (SRPipeline(baseline, device, "fp32", tile=tile, tile_overlap=tile_overlap)
+             if baseline is not None else None)
+    result = SrEvalResult(str(hr_dir), str(lr_path) if lr_path else None, scale,
+                          baseline=str(baseline.path) if baseline is not None else None)
     for hr_file, lr_file in _pairs(hr_dir, lr_path):
         hr = modcrop(_rgb8(hr_file), scale)
         if lr_file is None:
@@ -168,22 +184,33 @@ def evaluate_sr(model: Model, hr_dir: str | Path, lr_dir: str | Path | None = No
         if min(lr.shape[:2]) < 2:
             raise TranslateError(f"{hr_file}: too small for ×{scale} evaluation")
         x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255.0
-        sr = pipeline(x)[0].permute(1, 2, 0).numpy()
-        sr8 = np.clip(np.round(sr * 255.0), 0, 255).astype(np.uint8)
+        sr8 = _upscaled(pipeline, x)
         bic = imresize(lr, scale=scale)
+        base = _upscaled(other, x) if other is not None else None
         result.images.append(ImageScore(
             name=hr_file.relative_to(hr_dir).as_posix(),
             psnr=psnr(sr8, hr, crop_border=scale, y_channel=True),
             ssim=ssim(sr8, hr, crop_border=scale, y_channel=True),
             bicubic_psnr=psnr(bic, hr, crop_border=scale, y_channel=True),
             bicubic_ssim=ssim(bic, hr, crop_border=scale, y_channel=True),
+            baseline_psnr=None if base is None else psnr(base, hr, crop_border=scale,
+                                                         y_channel=True),
+            baseline_ssim=None if base is None else ssim(base, hr, crop_border=scale,
+                                                         y_channel=True),
         ))
     result.seconds = time.perf_counter() - started
     return result
 
 
+def _upscaled(pipeline: SRPipeline, x: torch.Tensor) -> np.ndarray:
+    """(1, 3, h, w) in [0, 1] → the pipeline's (sH, sW, 3) uint8 result."""
+    sr = pipeline(x)[0].permute(1, 2, 0).numpy()
+    return np.clip(np.round(sr * 255.0), 0, 255).astype(np.uint8)
+
+
 def print_sr_result(result: SrEvalResult, title: str, per_image: bool = False) -> None:
-    """A rich table: per image (optional) and the mean, model beside bicubic."""
+    """A rich table: per image (optional) and the mean, model beside bicubic (and the
+    baseline model, when one was scored)."""
     from rich.table import Table
 
     from translate import console as ui
@@ -191,15 +218,24 @@ def print_sr_result(result: SrEvalResult, title: str, per_image: bool = False) -
     table = Table(title=title, caption=f"×{result.scale}, Y channel, border {result.scale} px "
                   f"cropped; LR: {result.lr_dir or 'MATLAB-bicubic ↓ of HR'}")
     table.add_column("image")
-    for col in ("model PSNR", "model SSIM", "bicubic PSNR", "bicubic SSIM"):
+    keys = ["psnr", "ssim", "bicubic_psnr", "bicubic_ssim"]
+    columns = ["model PSNR", "model SSIM", "bicubic PSNR", "bicubic SSIM"]
+    if result.baseline:
+        keys += ["baseline_psnr", "baseline_ssim"]
+        columns += ["baseline PSNR", "baseline SSIM"]
+        table.caption += f"; baseline: {result.baseline}"
+    for col in columns:
         table.add_column(col, justify="right")
+
+    def cells(values: list[float]) -> list[str]:
+        return [f"{v:.4f}" if k.endswith("ssim") else f"{v:.2f}"
+                for k, v in zip(keys, values, strict=True)]
+
     if per_image:
         for s in result.images:
-            table.add_row(s.name, f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.bicubic_psnr:.2f}",
-                          f"{s.bicubic_ssim:.4f}")
-    table.add_row(f"mean of {len(result.images)}", f"{result.mean('psnr'):.2f}",
-                  f"{result.mean('ssim'):.4f}", f"{result.mean('bicubic_psnr'):.2f}",
-                  f"{result.mean('bicubic_ssim'):.4f}", style="bold")
+            table.add_row(s.name, *cells([getattr(s, k) for k in keys]))
+    table.add_row(f"mean of {len(result.images)}", *cells([result.mean(k) for k in keys]),
+                  style="bold")
     ui.console.print(table)
 
 

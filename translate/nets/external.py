@@ -72,6 +72,11 @@ def tile_multiple(architecture: str, model: nn.Module) -> int:
     return int(window) if isinstance(window, int) and window > 0 else 1
 
 
+# LR pixels of context assumed on each side of a tile (tile overlap = twice this): Real-ESRGAN's own
+# tiling pads tiles by 10; a little more keeps seams below 1/255 in practice.
+CONTEXT_RADIUS = 16
+
+
 class UnsupportedNetwork(ValueError):
     """A state dict spandrel does not know, or a model translate cannot run as an image model."""
 
@@ -140,6 +145,11 @@ class ExternalNet(nn.Module):
         # function around it (e.g. a noise level as a second input). Private in spandrel 0.4;
         # the pinned version range keeps it there.
         self._call = d._call_fn  # type: ignore[attr-defined]
+
+    @property
+    def receptive_radius(self) -> int:
+        """The context radius tiles are overlapped by (half the overlap), on the tile grid."""
+        return max(CONTEXT_RADIUS, self.tile_multiple // 2)
 
     @property
     def config(self) -> dict[str, str]:

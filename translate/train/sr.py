@@ -17,6 +17,7 @@ samples and exports use.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,10 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.utils import make_grid
 
-from translate.config import SrConfig
+from translate.config import SrConfig, SrModelConfig
 from translate.data.sr import SRDataset, collate
 from translate.errors import TranslateError
+from translate.io.weights import read_state_dict
 from translate.modelfile import load_model
+from translate.nets.external import ExternalNet, UnsupportedNetwork, from_state_dict
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.sr import SRGenerator
 from translate.train.adversarial import d_loss, generator_adv_loss
@@ -35,6 +38,41 @@ from translate.train.loop import Task, adam, evaluating, maybe_compile
 from translate.train.perceptual import PerceptualLoss, load_perceptual
 
 GRID_IMAGES = 4  # rows in a training sample grid
+
+
+WEIGHTS_FILES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+# model.* keys the network of a weights file decides (they are not read with such an init_from).
+FILE_DECIDES = ("nf", "n_blocks", "image_skip", "upsampler", "block", "gc")
+
+
+def is_weights_file(path: str) -> bool:
+    """Whether ``model.init_from`` names a weights file (a Real-ESRGAN .pth …), not a run."""
+    return Path(path).suffix.lower() in WEIGHTS_FILES
+
+
+def external_generator(path: str, m: SrModelConfig) -> ExternalNet:
+    """The SR network in a weights file people share (any architecture spandrel detects, e.g.
+    Real-ESRGAN's RRDBNet), with its weights, to fine-tune: read as tensors only.
+
+    Raises:
+        TranslateError: an unreadable or unknown file, not a super-resolution network, another
+            scale than ``model.scale``, or a ``model.*`` key the file's network decides.
+    """
+    given = [k for k in FILE_DECIDES if getattr(m, k) != getattr(SrModelConfig(), k)]
+    if given:
+        raise TranslateError(f"model.init_from {path} is a weights file: its network decides "
+                             f"model.{given[0]}; leave it out")
+    try:
+        net = from_state_dict(read_state_dict(Path(path)))
+    except UnsupportedNetwork as e:
+        raise TranslateError(f"model.init_from {path}: {e}") from None
+    if net.task != "sr" or net.scale < 2:
+        raise TranslateError(f"model.init_from {path}: a {net.architecture} {net.purpose} model, "
+                             "not a super-resolution network")
+    if net.scale != m.scale:
+        raise TranslateError(f"model.init_from {path}: a ×{net.scale} {net.architecture} "
+                             f"network; the config's model.scale is {m.scale}")
+    return net.train().requires_grad_(True)
 
 
 def load_initial_generator(path: str, G: SRGenerator) -> None:
@@ -61,16 +99,21 @@ class SrTask(Task):
     def __init__(self, cfg: SrConfig, device: torch.device):
         m, d, t, loss = cfg.model, cfg.data, cfg.train, cfg.loss
         self.device = device
+        self.cfg_init_from = m.init_from
         self.dataset = SRDataset(
             d.root, m.scale, d.hr_size, repeat=d.repeat, flip=d.flip, rot90=d.rot90,
             cache=d.cache, blur=d.blur, noise=d.noise, jpeg=d.jpeg,
             degrade_prob=d.degrade_prob, seed=t.seed,
         )
         self.collate_fn = collate
-        self.G = SRGenerator(m.scale, m.nf, m.n_blocks, image_skip=m.image_skip,
-                             upsampler=m.upsampler, block=m.block, gc=m.gc)
-        if m.init_from:
-            load_initial_generator(m.init_from, self.G)
+        self.G: SRGenerator | ExternalNet
+        if m.init_from and is_weights_file(m.init_from):  # fine-tune a network people have
+            self.G = external_generator(m.init_from, m)
+        else:
+            self.G = SRGenerator(m.scale, m.nf, m.n_blocks, image_skip=m.image_skip,
+                                 upsampler=m.upsampler, block=m.block, gc=m.gc)
+            if m.init_from:
+                load_initial_generator(m.init_from, self.G)
         self.G.to(device)
         self.generators = [self.G]
         self.D: PatchDiscriminator | None = None
@@ -144,11 +187,16 @@ class SrTask(Task):
         return make_grid(torch.cat(rows), nrow=3, padding=2)
 
     def export(self) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+        external = {}
+        if isinstance(self.G, ExternalNet):  # what an imported network's model.json holds
+            external = {"tile_multiple": self.G.tile_multiple, "precisions": self.G.precisions,
+                        "fine_tuned_from": Path(self.cfg_init_from).name}
         return {"G": self.inference_generator("G")}, {
             "value_range": [0.0, 1.0],
             "scale": self.G.scale,
             "channels": 3,
             "receptive_radius": self.G.receptive_radius,
+            **external,
             "ema": bool(self.emas),
             "gan": self.D is not None,
         }

@@ -161,13 +161,22 @@ def test_precision_the_architecture_lacks_is_refused(tmp_path, photos):
     assert not (tmp_path / "o").exists()
 
 
-def test_onnx_export_of_an_imported_model_matches(tmp_path):
+@pytest.mark.parametrize("name", ["compact", "swinir"])
+def test_onnx_export_of_an_imported_model_matches(tmp_path, photos, name):
+    """export checks the graph in onnxruntime against PyTorch (it fails otherwise); infer of the
+    .onnx file then matches spandrel's own call on a real photo within 1 level."""
     torch.manual_seed(0)
-    pth, _ = _save(ARCHS["compact"][1]().eval(), tmp_path, "compact")
+    net = ARCHS[name][1]().eval()
+    pth, _ = _save(net, tmp_path, name)
     assert invoke("import", pth, "--out", tmp_path / "m").exit_code == 0
-    result = invoke("export", tmp_path / "m", "--out", tmp_path / "compact.onnx")
+    onnx_file = tmp_path / f"{name}.onnx"
+    result = invoke("export", tmp_path / "m", "--out", onnx_file, "--dynamic")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "compact.onnx").is_file()
+    out = tmp_path / "out"
+    result = invoke("infer", onnx_file, photos[0].parent, out, "-q")
+    assert result.exit_code == 0, result.output
+    ref = _reference(dict(net.state_dict()), photos[0])
+    assert _max_diff(np.array(Image.open(out / photos[0].name)), ref) <= 1
 
 
 # --- files that are not such models ---------------------------------------------------------
@@ -229,6 +238,52 @@ def test_bad_files_give_one_line_and_nothing_written(tmp_path, capfd, case):
     assert message in line, line
     assert not out.exists()
     assert "pwned" not in capfd.readouterr().out + result.output
+
+
+def test_a_failed_check_leaves_an_existing_folder_as_it_was(tmp_path):
+    """Weights that load but give NaN (finite, absurdly large): refused before anything is
+    written; the folder named by --out and the user's file in it stay."""
+    torch.manual_seed(0)
+    net = ARCHS["compact"][1]().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1e30)
+    pth, _ = _save(net, tmp_path, "huge")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = invoke("import", pth, "--out", out, "--overwrite")
+    assert result.exit_code != 0
+    assert "gives NaN or infinite values" in error_line(result)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_fp8_weights_are_one_line(tmp_path):
+    torch.manual_seed(0)
+    state = {k: v.to(torch.float8_e4m3fn) if v.is_floating_point() else v
+             for k, v in ARCHS["compact"][1]().state_dict().items()}
+    path = tmp_path / "fp8.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    result = invoke("import", path, "--out", tmp_path / "m")
+    assert result.exit_code != 0
+    assert "float8_e4m3fn values" in error_line(result)
+
+
+def test_tiles_follow_a_size_multiple_the_network_needs(tmp_path, photos):
+    """Real-ESRGAN x2plus's RRDBNet pixel-unshuffles its input (a multiple of 2): tiles on that
+    grid match the whole image."""
+    torch.manual_seed(0)
+    # x2plus: a ×4 RRDBNet on the 2×2-unshuffled input (12 channels in), ×2 overall.
+    net = ESRGAN(in_nc=12, num_filters=16, num_blocks=1, scale=4, shuffle_factor=2).eval()
+    pth, _ = _save(net, tmp_path, "x2plus")
+    assert invoke("import", pth, "--out", tmp_path / "m").exit_code == 0
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["scale"] == 2 and meta["tile_multiple"] == 4  # spandrel: multiple_of 4
+    out = tmp_path / "tiled"
+    result = invoke("infer", tmp_path / "m", photos[0].parent, out, "-q", "--tile", "48")
+    assert result.exit_code == 0, result.output
+    ref = _reference(dict(net.state_dict()), photos[0])
+    assert _max_diff(np.array(Image.open(out / photos[0].name)), ref) <= 1
 
 
 def test_a_face_restorer_is_refused(tmp_path):
@@ -411,9 +466,29 @@ def test_fine_tuning_an_rrdbnet_file_trains_it_and_writes_an_imported_model(tmp_
     assert Image.open(out / "0.png").size == (64 * 4, 48 * 4)
 
 
+def test_a_fine_tuned_model_fine_tunes_again_and_resume_names_a_moved_file(tmp_path):
+    torch.manual_seed(0)
+    pth, _ = _save(ESRGAN(num_filters=8, num_blocks=1, scale=4).eval(), tmp_path, "g")
+    root = _hr_crops(tmp_path / "hr")
+    common = ["--set", f"data.root={root}", "--set", "data.hr_size=32", "--set",
+              "data.repeat=2", "--set", "train.batch_size=2", "--set", "train.ema=0", "-q"]
+    first = invoke("train", "sr", "--out", tmp_path / "a", "--set", "train.steps=2", "--set",
+                   f"model.init_from={pth}", *common)
+    assert first.exit_code == 0, first.output
+    again = invoke("train", "sr", "--out", tmp_path / "b", "--set", "train.steps=2", "--set",
+                   f"model.init_from={tmp_path / 'a'}", *common)
+    assert again.exit_code == 0, again.output
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    assert meta["networks"]["G"]["class"] == "ExternalNet"
+    pth.rename(tmp_path / "moved.pth")
+    resumed = invoke("train", "sr", "--out", tmp_path / "a", "--resume", "--set",
+                     "train.steps=4", "-q")
+    assert resumed.exit_code != 0
+    assert "model.init_from" in error_line(resumed) and "keep it there" in error_line(resumed)
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("model.scale=2", "a ×4 ESRGAN network; the config's model.scale is 2"),
-    ("model.nf=8", "its network decides model.nf; leave it out"),
 ])
 def test_fine_tuning_refuses_what_the_file_contradicts(tmp_path, override, message):
     torch.manual_seed(0)

@@ -21,6 +21,15 @@ def _images(c: int, size: tuple[int, int], b: int = 2) -> torch.Tensor:
     return torch.rand(b, c, *size) * 2 - 1  # (B, C, H, W) in [-1, 1]
 
 
+def _spandrel_compact() -> Any:
+    """spandrel's descriptor of a tiny SRVGGNetCompact (×2) with random weights."""
+    from spandrel import MAIN_REGISTRY
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(0)
+    return MAIN_REGISTRY.load(Compact(num_feat=4, num_conv=2, upscale=2).state_dict())
+
+
 @dataclass(frozen=True)
 class Tiny:
     """A registered network at tiny widths: its constructor arguments, two input sizes, the
@@ -73,6 +82,12 @@ TINY: dict[str, Tiny] = {
         dict(num_downs=5, ngf=4), sizes=((32, 64), (96, 32)),  # multiples of 2**5
         inputs=lambda s: (_images(3, s),),
         outputs=lambda s: [(2, 3, *s)],
+    ),
+    # An imported network (spandrel rebuilds it from its weights): Real-ESRGAN's compact net.
+    "ExternalNet": Tiny(
+        dict(descriptor=_spandrel_compact()), sizes=((7, 9), (10, 6)),  # any h, w
+        inputs=lambda s: (torch.rand(2, 3, *s),),  # LR images in [0, 1]
+        outputs=lambda s: [(2, 3, 2 * s[0], 2 * s[1])],
     ),
 }
 

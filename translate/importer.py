@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from translate.errors import TranslateError
 from translate.io.weights import read_state_dict, sha256_of
-from translate.modelfile import load_model, save_model
+from translate.modelfile import build_external, save_model
 from translate.nets.external import LICENCES, ExternalNet, UnsupportedNetwork, from_state_dict
 from translate.nets.resnet import ResnetGenerator
 
@@ -347,15 +349,37 @@ def _refuse_run_folder(out: Path) -> None:
                              "another folder")
 
 
-def _matches(net: ExternalNet, loaded: torch.nn.Module) -> bool:
-    """Whether the written model gives the imported network's output on a small seeded input."""
+def _seeded_output(net: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None
+                   ) -> torch.Tensor:
+    """``net``'s output with the global RNG seeded (some networks draw noise, e.g. AuraSR)."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        return net(x, mask)
+
+
+def check_round_trip(net: ExternalNet, path: Path) -> None:
+    """The network model.safetensors will hold, rebuilt by spandrel from exactly those bytes as
+    ``load_model`` will, gives the imported network's output on a small seeded input.
+
+    Raises:
+        TranslateError: it does not, or the network's output is not finite.
+    """
+    tensors = {f"G.{k}": t.detach().contiguous() for k, t in net.state_dict().items()}
+    stored = safetensors_load(safetensors_save(tensors))
+    rebuilt = build_external(str(path), net.architecture,
+                             {k[len("G."):]: v for k, v in stored.items()})
     g = torch.Generator().manual_seed(0)
     side = max(net.size_rule.minimum, 24)
     x = torch.rand(1, 3, side, side, generator=g)
     holes = (torch.rand(1, 1, side, side, generator=g) > 0.7).float()
     mask = holes if net.task == "inpaint" else None
-    with torch.no_grad():
-        return bool(torch.equal(net(x, mask), loaded(x, mask)))
+    want = _seeded_output(net, x, mask)
+    if not torch.isfinite(want).all():
+        raise TranslateError(f"{path}: the {net.architecture} network gives NaN or infinite "
+                             "values on a test image (damaged weights?)")
+    if not torch.equal(want, _seeded_output(rebuilt, x, mask)):
+        raise TranslateError(f"{path}: the {net.architecture} network rebuilt from the weights "
+                             "translate would store does not give spandrel's output")
 
 
 def import_external(path: Path, out: Path, *, name: str | None = None, overwrite: bool = False,
@@ -364,8 +388,9 @@ def import_external(path: Path, out: Path, *, name: str | None = None, overwrite
     (Real-ESRGAN, SwinIR, HAT, DAT, SPAN, OmniSR, SCUNet, LaMa …).
 
     The model folder is an ``sr`` model (super-resolution; restoration at scale 1) or an
-    ``inpaint`` model, which every command takes. It is read back and checked to give the same
-    output as the network spandrel built before ``out`` is left in place.
+    ``inpaint`` model, which every command takes. Before anything is written, the weights as
+    they will be stored are rebuilt and checked to give the network's output
+    (:func:`check_round_trip`).
 
     Args:
         path: the weights (``.pth``, ``.pt``, ``.ckpt``, ``.safetensors``).
@@ -380,13 +405,9 @@ def import_external(path: Path, out: Path, *, name: str | None = None, overwrite
     _check_out(out, overwrite)
     state = read_state_dict(path) if state is None else state
     net = to_external(state, path)
+    check_round_trip(net, path)
     meta = external_meta(net, path, name or path.stem)
     _write(out, net.task, {"G": net}, meta)
-    loaded = load_model(out).networks["G"]
-    if not _matches(net, loaded):
-        shutil.rmtree(out, ignore_errors=True)
-        raise TranslateError(f"{path}: the {net.architecture} network read back from {out} "
-                             "does not give spandrel's output; nothing was written")
     params = meta["imported"]["parameters"]
     return Imported(out=out, specs={}, parameters=params, architecture=net.architecture,
                     task=net.task, scale=net.scale)

@@ -161,6 +161,9 @@ def evaluate_sr(model: Model, hr_dir: str | Path, lr_dir: str | Path | None = No
     if scale != model_scale:
         raise TranslateError(f"--scale {scale}: the model in {model.path} upscales "
                              f"×{model_scale} only")
+    if scale == 1 and lr_dir is None:
+        raise TranslateError(f"{model.path} is a ×1 (restoration) model: score it with --lr DIR "
+                             "of degraded inputs beside --hr (a ×1 bicubic 'LR' is the HR)")
     started = time.perf_counter()
     hr_dir = Path(hr_dir)
     lr_path = Path(lr_dir) if lr_dir is not None else None

@@ -62,7 +62,17 @@ def model_precision(name: str, device: torch.device, meta: dict[str, Any]) -> Pr
         raise TranslateError(f"--precision {precision.name}: this model runs only in "
                              f"{', '.join(allowed)} (its architecture does not support "
                              f"{precision.name})")
-    return Precision("bf16" if device.type == "cuda" and "bf16" in allowed else "fp32", device)
+    # auto: what Precision would pick among the allowed ones — on a GPU native bf16, else fp16,
+    # else fp32; on a CPU fp32.
+    name = "fp32"
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        name = next((p for p in (("bf16", "fp16") if native else ("fp16",)) if p in allowed),
+                    "fp32")
+    fallback = Precision(name, device)
+    fallback.chosen = True
+    fallback.reason = f"auto: {name}, the fastest this architecture supports here"
+    return fallback
 
 
 def keeps_gray(task: str) -> bool:

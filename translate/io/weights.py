@@ -20,7 +20,8 @@ from translate.errors import TranslateError
 
 # Keys a checkpoint may hold its state dict under (reference-style trainers and their forks).
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "netG", "net_G", "generator", "G",
-                "params_ema", "params")
+                "params_ema", "params-ema", "params", "net")
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -101,15 +102,22 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise TranslateError(f"{path}: no such file")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
         raise TranslateError(f"{path} is not a regular file")
-    if path.suffix.lower() == ".safetensors":
-        state = _unwrap(_safetensors_file(path), path)
-    else:
-        state = _unwrap(_torch_file(path), path)
+    try:
+        raw = (_safetensors_file(path) if path.suffix.lower() == ".safetensors"
+               else _torch_file(path))
+    except OSError as e:  # permissions, I/O errors
+        raise TranslateError(f"cannot read {path}: {e.strerror or e}") from None
+    state = _unwrap(raw, path)
     for prefix in ("module.", "netG."):  # saved from DataParallel / DDP, or BasicSR's netG
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     for key, t in state.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
+        if not t.is_floating_point():
+            continue
+        if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            raise TranslateError(f"{path}: {key} holds {t.dtype} values; translate reads "
+                                 "float16, bfloat16, float32 and float64 weights")
+        if not torch.isfinite(t).all():
             raise TranslateError(f"{path}: {key} holds NaN or infinite values")
     return state
 
@@ -122,6 +130,8 @@ def _is_state_dict(obj: Any) -> bool:
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if _is_state_dict(obj):
         return dict(obj)
+    if isinstance(obj, dict) and len(obj) == 1 and _is_state_dict(next(iter(obj.values()))):
+        return dict(next(iter(obj.values())))  # one key of any name holding it (as spandrel)
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
             if _is_state_dict(obj.get(key)):

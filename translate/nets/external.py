@@ -18,6 +18,7 @@ run (spandrel's own file loader would also open TorchScript archives, which hold
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,16 +61,24 @@ LICENCES: dict[str, str] = {
 TILE_MULTIPLES = {"SCUNet": 64}
 
 
-def tile_multiple(architecture: str, model: nn.Module) -> int:
-    """The grid tiles must start on for a tile to see the windows the whole image's pass sees:
-    window-attention networks (SwinIR, HAT, OmniSR …) partition the image into windows counted
-    from its corner, so a tile starting off that grid attends over other pixel groups."""
-    if architecture in TILE_MULTIPLES:
-        return TILE_MULTIPLES[architecture]
-    window = getattr(model, "window_size", 1)
-    if isinstance(window, list | tuple):
-        window = max(window)
-    return int(window) if isinstance(window, int) and window > 0 else 1
+def _sizes(value: object) -> list[int]:
+    """The positive ints in an attribute that may be an int or a list/tuple of ints."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [int(v) for v in items if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+
+
+def tile_multiple(architecture: str, model: nn.Module, rule: SizeRule) -> int:
+    """The grid tiles must start on for a tile to see what the whole image's pass sees: the
+    least common multiple of the size multiple the network needs (its downsamplings), its pixel
+    unshuffle (Real-ESRGAN x2plus: ``shuffle_factor``), its attention windows (``window_size``;
+    DAT/RGT's ``split_size`` rectangles) and :data:`TILE_MULTIPLES`. Window-attention networks
+    partition the image into windows counted from its corner, so a tile starting off that grid
+    attends over other pixel groups."""
+    sizes = [rule.multiple_of, TILE_MULTIPLES.get(architecture, 1)]
+    for module in model.modules():  # the blocks hold their windows (DAT: only there)
+        for attribute in ("window_size", "split_size", "shuffle_factor"):  # + pixel unshuffle
+            sizes += _sizes(getattr(module, attribute, None))
+    return math.lcm(*sizes)
 
 
 # LR pixels of context assumed on each side of a tile (tile overlap = twice this): Real-ESRGAN's own
@@ -139,7 +148,7 @@ class ExternalNet(nn.Module):
         supports = {"bf16": d.supports_bfloat16, "fp16": d.supports_half}  # type: ignore[attr-defined]
         self.precisions = ["fp32", *(name for name, ok in supports.items() if ok)]
         self.tiling = d.tiling.name.lower()  # type: ignore[attr-defined]
-        self.tile_multiple = tile_multiple(self.architecture, self.model)
+        self.tile_multiple = tile_multiple(self.architecture, self.model, self.size_rule)
         self.tags = [str(t) for t in d.tags]  # type: ignore[attr-defined]
         # spandrel's call of the network: model(x), or for a few restorers an architecture's own
         # function around it (e.g. a noise level as a second input). Private in spandrel 0.4;

@@ -17,6 +17,7 @@ samples and exports use.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ GRID_IMAGES = 4  # rows in a training sample grid
 
 
 WEIGHTS_FILES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
-# model.* keys the network of a weights file decides (they are not read with such an init_from).
-FILE_DECIDES = ("nf", "n_blocks", "image_skip", "upsampler", "block", "gc")
 
 
 def is_weights_file(path: str) -> bool:
@@ -50,45 +49,59 @@ def is_weights_file(path: str) -> bool:
     return Path(path).suffix.lower() in WEIGHTS_FILES
 
 
-def external_generator(path: str, m: SrModelConfig) -> ExternalNet:
+def _check_external(net: ExternalNet, path: str, scale: int) -> ExternalNet:
+    if net.task != "sr" or net.scale < 2:
+        raise TranslateError(f"model.init_from {path}: a {net.architecture} {net.purpose} model, "
+                             "not a super-resolution network")
+    if net.scale != scale:
+        raise TranslateError(f"model.init_from {path}: a ×{net.scale} {net.architecture} "
+                             f"network; the config's model.scale is {scale}")
+    return net.train().requires_grad_(True)
+
+
+def external_generator(path: str, scale: int) -> ExternalNet:
     """The SR network in a weights file people share (any architecture spandrel detects, e.g.
-    Real-ESRGAN's RRDBNet), with its weights, to fine-tune: read as tensors only.
+    Real-ESRGAN's RRDBNet), with its weights, to fine-tune: read as tensors only. The file's
+    network decides its own shape, so model.nf / n_blocks / block / gc / upsampler /
+    image_skip are not read.
 
     Raises:
-        TranslateError: an unreadable or unknown file, not a super-resolution network, another
-            scale than ``model.scale``, or a ``model.*`` key the file's network decides.
+        TranslateError: an unreadable or unknown file, not a super-resolution network, or
+            another scale than ``model.scale``.
     """
-    given = [k for k in FILE_DECIDES if getattr(m, k) != getattr(SrModelConfig(), k)]
-    if given:
-        raise TranslateError(f"model.init_from {path} is a weights file: its network decides "
-                             f"model.{given[0]}; leave it out")
+    if not Path(path).exists():
+        raise TranslateError(f"model.init_from {path}: no such file (a run fine-tuned from a "
+                             "weights file reads it again to resume: keep it there)")
     try:
         net = from_state_dict(read_state_dict(Path(path)))
     except UnsupportedNetwork as e:
         raise TranslateError(f"model.init_from {path}: {e}") from None
-    if net.task != "sr" or net.scale < 2:
-        raise TranslateError(f"model.init_from {path}: a {net.architecture} {net.purpose} model, "
-                             "not a super-resolution network")
-    if net.scale != m.scale:
-        raise TranslateError(f"model.init_from {path}: a ×{net.scale} {net.architecture} "
-                             f"network; the config's model.scale is {m.scale}")
-    return net.train().requires_grad_(True)
+    return _check_external(net, path, scale)
 
 
-def load_initial_generator(path: str, G: SRGenerator) -> None:
-    """Copy the generator weights of an SR run (``model.safetensors``) into ``G`` (stage 2).
+def initial_generator(path: str, m: SrModelConfig) -> SRGenerator | ExternalNet:
+    """The generator a run starts from with ``model.init_from``: a weights file's network
+    (:func:`external_generator`); an imported or fine-tuned model folder's network (a copy,
+    fine-tuned again); or a translate SR run's generator (stage 2), which must have the
+    config's arguments.
 
     Raises:
-        TranslateError: no model there, a model of another task, or other network arguments.
+        TranslateError: no model there, a model of another task, other network arguments.
     """
-    model = load_model(path, task="sr")
-    source = model.networks["G"]
+    if is_weights_file(path):
+        return external_generator(path, m.scale)
+    source = load_model(path, task="sr").networks["G"]
+    if isinstance(source, ExternalNet):
+        return _check_external(copy.deepcopy(source), path, m.scale)
+    G = SRGenerator(m.scale, m.nf, m.n_blocks, image_skip=m.image_skip, upsampler=m.upsampler,
+                    block=m.block, gc=m.gc)
     if source.config != G.config:
         raise TranslateError(
             f"model.init_from {path}: its generator {source.config} differs from the "
             f"config's {G.config}"
         )
     G.load_state_dict(source.state_dict())
+    return G
 
 
 class SrTask(Task):
@@ -107,13 +120,11 @@ class SrTask(Task):
         )
         self.collate_fn = collate
         self.G: SRGenerator | ExternalNet
-        if m.init_from and is_weights_file(m.init_from):  # fine-tune a network people have
-            self.G = external_generator(m.init_from, m)
+        if m.init_from:  # stage 2, or fine-tuning a network people have (e.g. Real-ESRGAN)
+            self.G = initial_generator(m.init_from, m)
         else:
             self.G = SRGenerator(m.scale, m.nf, m.n_blocks, image_skip=m.image_skip,
                                  upsampler=m.upsampler, block=m.block, gc=m.gc)
-            if m.init_from:
-                load_initial_generator(m.init_from, self.G)
         self.G.to(device)
         self.generators = [self.G]
         self.D: PatchDiscriminator | None = None

@@ -15,6 +15,8 @@ CLI agree to the last level. Images in memory are taken as they are (no EXIF ori
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,13 @@ import torch
 from translate.data.masks import holes_of
 from translate.errors import TranslateError
 from translate.infer import build_pipeline, run_folder
-from translate.infer.folder import InferReport, apply_pipeline, finish_pixels, image_item
+from translate.infer.folder import (
+    InferReport,
+    apply_pipeline,
+    cannot_process,
+    finish_pixels,
+    image_item,
+)
 from translate.io.images import BT601, DEFAULT_MAX_PIXELS
 from translate.models import resolve
 
@@ -62,6 +70,18 @@ class Pipe:
                 (``True``, > 0) is a hole, or zero with ``load(..., hole="black")``.
             direction: translation models: ``a2b`` or ``b2a`` (default: the one given to
                 :func:`load`, else ``a2b``).
+
+        A 16-bit grey PIL image ('I;16', or 'I' holding 16-bit values) is processed as a
+        16-bit file is and comes back as 'I;16'. An empty batch (N = 0) gives an empty batch
+        of the output's shape. Float values a little outside [0, 1] (up to
+        :data:`RANGE_SLACK`, a resampled image's overshoot) are clamped, as a file would hold
+        them.
+
+        Raises:
+            TranslateError: one line naming the problem: a 0-pixel side, NaN or ±inf values,
+                values far outside [0, 1] (with the fix for [-1, 1] and 0-255 tensors), an
+                image smaller than the network takes (naming the smallest it takes), a wrong
+                dtype, shape or mask.
         """
         pipeline = self._pipeline(direction) if direction else self._pipelines[None]
         needs_mask = self.task == "inpaint"
@@ -76,16 +96,13 @@ class Pipe:
         except ImportError:  # pragma: no cover - Pillow is a dependency
             Image = None
         if Image is not None and isinstance(image, Image.Image):
-            array = np.asarray(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = array.astype(np.uint16)
-            elif image.mode not in ("L", "RGB", "RGBA"):
-                array = np.asarray(image.convert("RGBA" if "A" in image.mode else "RGB"))
+            array = _pil_pixels(image)
             if mask is not None and isinstance(mask, Image.Image):
                 mask = np.asarray(mask.convert("L"))
             out = self._array(pipeline, array, mask)
-            if out.dtype == np.uint16:
-                return Image.fromarray(out[..., 0] if out.ndim == 3 else out, mode="I;16")
+            if out.dtype == np.uint16:  # 16-bit grey comes back as it went in: mode 'I;16'
+                return Image.fromarray(np.ascontiguousarray(out[..., 0] if out.ndim == 3
+                                                            else out))
             return Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)
         if isinstance(image, np.ndarray):
             return self._array(pipeline, image, mask)
@@ -108,6 +125,7 @@ class Pipe:
         if array.shape[-1] in (2, 4):
             array, alpha = array[..., :-1], np.ascontiguousarray(array[..., -1])
         h, w = array.shape[:2]
+        _check_size(h, w)
         if h * w > DEFAULT_MAX_PIXELS:
             raise TranslateError(f"the image has {h * w:,} pixels, more than "
                                  f"{DEFAULT_MAX_PIXELS:,}")
@@ -116,7 +134,9 @@ class Pipe:
             hole = _hole_array(mask, (h, w), self._options.get("hole", "white"))
             item |= {"mask": torch.from_numpy(hole)[None].float(), "hole": hole.astype(bool),
                      "original": array}
-        out, alpha = finish_pixels(item, apply_pipeline(pipeline, [item], item["pixels"][None])[0])
+        with _model_errors(pipeline, h, w):
+            result = apply_pipeline(pipeline, [item], item["pixels"][None])[0]
+        out, alpha = finish_pixels(item, result)
         if alpha is not None:
             out = np.concatenate([out, alpha[..., None].astype(out.dtype)], axis=-1)
         return out[..., 0] if squeeze and out.shape[-1] == 1 else out
@@ -128,8 +148,13 @@ class Pipe:
             raise TranslateError(f"expected a float tensor (C, H, W) or (N, C, H, W) with C = 1 "
                                  f"or 3, got {x.dtype} of shape {tuple(x.shape)}")
         batch = x if x.ndim == 4 else x[None]
+        h, w = batch.shape[-2:]
+        _check_size(h, w)
         gray = batch.shape[1] == 1
-        rgb = batch.float().cpu().expand(-1, 3, -1, -1) if gray else batch.float().cpu()
+        if batch.shape[0] == 0:  # an empty batch: an empty result of the right shape
+            return self._empty_result(pipeline, x, gray)
+        rgb = _checked_values(batch.float().cpu())
+        rgb = rgb.expand(-1, 3, -1, -1) if gray else rgb
         if mask is not None:
             m = torch.as_tensor(mask).cpu()
             while m.ndim < 4:
@@ -139,16 +164,29 @@ class Pipe:
                 raise TranslateError(f"the mask is {tuple(holes.shape[-2:])}, the image "
                                      f"{tuple(rgb.shape[-2:])}")
             holes = holes.float().expand(rgb.shape[0], 1, -1, -1)
-            y = pipeline(rgb, holes)
+            with _model_errors(pipeline, h, w):
+                y = pipeline(rgb, holes)
             y = torch.where(holes.bool(), y.cpu(), rgb)  # known pixels are the input's own
         else:
-            y = pipeline(rgb)
+            with _model_errors(pipeline, h, w):
+                y = pipeline(rgb)
         y = y.float().cpu()
         if gray and getattr(pipeline, "keeps_gray", True):  # BT.601 luma, as infer writes it
             weights = torch.from_numpy(BT601).view(1, 3, 1, 1)
             y = (y * weights).sum(dim=1, keepdim=True)
         y = y.to(device=x.device, dtype=x.dtype)
         return y if x.ndim == 4 else y[0]
+
+    def _empty_result(self, pipeline: Any, x: torch.Tensor, gray: bool) -> torch.Tensor:
+        """What a batch of no images gives: no images, of the size and channels one would."""
+        h, w = x.shape[-2:]
+        if hasattr(pipeline, "output_size"):  # SR (with its outscale)
+            h, w = pipeline.output_size(h, w)
+        else:
+            scale = int(getattr(pipeline, "scale", 1))
+            h, w = h * scale, w * scale
+        c = 1 if gray and getattr(pipeline, "keeps_gray", True) else 3
+        return x.new_empty((0, c, h, w))
 
     def folder(self, input_path: str | Path, output_dir: str | Path, *,
                masks: str | Path | None = None, direction: str | None = None,
@@ -162,6 +200,64 @@ class Pipe:
         model_dir = self.path if self.path.is_dir() else None
         return run_folder(pipeline, input_path, output_dir, masks=mask_folder,
                           reads={"model folder": model_dir}, **options)
+
+
+# Float inputs may stray this far past [0, 1] (a resampled image overshoots a little) and are
+# clamped, as writing them to a file would; farther out is another scale, refused by name.
+RANGE_SLACK = 0.1
+
+
+def _check_size(h: int, w: int) -> None:
+    if h < 1 or w < 1:
+        raise TranslateError(f"the image is {w}×{h} pixels; an image needs at least one pixel "
+                             "each way")
+
+
+def _checked_values(x: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped to [0, 1], or a TranslateError naming NaN, ±inf or a range that is not
+    [0, 1] (what a [-1, 1] or 0-255 tensor needs to become one)."""
+    if torch.isnan(x).any():
+        raise TranslateError("the tensor holds NaN values; expected floats in [0, 1]")
+    if torch.isinf(x).any():
+        raise TranslateError("the tensor holds infinite values; expected floats in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+        hint = ("(from [-1, 1]: (x + 1) / 2)" if lo >= -1 - RANGE_SLACK and hi <= 1 + RANGE_SLACK
+                else "(from 0-255: x / 255)" if lo >= -RANGE_SLACK and hi <= 255 + RANGE_SLACK
+                else "")
+        raise TranslateError(f"the tensor's values span [{lo:.4g}, {hi:.4g}]; expected floats "
+                             f"in [0, 1] {hint}".rstrip())
+    return x.clamp(0, 1)
+
+
+@contextlib.contextmanager
+def _model_errors(pipeline: Any, h: int, w: int) -> Iterator[None]:
+    """A network's failure on an h × w image as one TranslateError line (the folder runner's
+    wording: the smallest size the network takes, or torch's first line)."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as e:
+        raise TranslateError(cannot_process(pipeline, h, w, e)) from None
+
+
+def _pil_pixels(image: Any) -> np.ndarray:
+    """A PIL image's pixels as ``_array`` takes them: 16-bit grey ('I;16', 'I;16B', and 'I'
+    holding 16-bit values, as Pillow opens 16-bit PNGs) as (H, W) uint16, as ``translate
+    infer`` reads 16-bit files; L, RGB and RGBA as they are; other modes as RGB(A)."""
+    mode = image.mode
+    if mode == "I" or mode.startswith("I;16"):
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise TranslateError(f"a PIL image of mode {mode!r} with values beyond 16 bits "
+                                 f"({values.min()} to {values.max()}); expected 0-65535")
+        return values.astype(np.uint16)
+    if mode in ("L", "RGB", "RGBA"):
+        return np.asarray(image)
+    if mode in ("F", "I;32", "I;32B"):
+        raise TranslateError(f"PIL images of mode {mode!r} are not taken; give 8- or 16-bit "
+                             "images, or a float tensor in [0, 1]")
+    return np.asarray(image.convert("RGBA" if "A" in mode or "transparency" in image.info
+                                    else "RGB"))
 
 
 def _hole_array(mask: Any, size: tuple[int, int], hole: str) -> np.ndarray:

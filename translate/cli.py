@@ -37,12 +37,26 @@ TaskName = Enum("TaskName", {name: name for name in TASKS}, type=str)
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn TranslateError (and Ctrl-C) into one line on stderr and a non-zero exit code."""
+def user_errors(stoppable: bool = False) -> Iterator[None]:
+    """Turn TranslateError (and Ctrl-C) into one line on stderr and a non-zero exit code.
+
+    ``stoppable``: the command's long loops check for stop signals (``translate.signals.check``
+    between images, tiles, batches); SIGINT/SIGTERM then end it at the next check with
+    ``error: stopped early (SIGTERM); nothing was written …`` and exit 128 + the signal (130,
+    143), its partial work removed (staging folders, the files a showcase wrote). Commands
+    with their own stop handling (train, infer) report the stop themselves.
+    """
+    from translate.signals import Stopped, StopSignals
+
     try:
-        yield
+        with StopSignals() if stoppable else contextlib.nullcontext():
+            yield
     except TranslateError as e:
         ui.error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except Stopped as e:
+        ui.error(f"stopped early ({e.name}); nothing was written: run the same command again "
+                 "to do it")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         ui.error("interrupted")
@@ -318,7 +332,7 @@ def evaluate(
     pix2pix run translates the --a/--b pairs (matched by name) and
     reports PSNR/SSIM/L1 against the ground truth and FID/KID against the real targets, beside
     the input as is and --baseline (RUN/eval_paired.json)."""
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.eval.run import EvalOptions, evaluate_run
 
         outcome = evaluate_run(bundled_or_path(run), EvalOptions(
@@ -354,7 +368,7 @@ def data_prep(
 ) -> None:
     """Validate, convert (8-bit RGB, upright), de-duplicate and split two folders of images
     into trainA/ trainB/ testA/ testB/ plus prep.json."""
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.data.prep import prep_dataset, print_prep_summary
 
         if size < 1 or not 0.0 <= test_fraction < 1.0:
@@ -377,7 +391,7 @@ def data_prep(
 
 def _make_pairs(kind: str, photos: Path, out: Path, size: int, test_fraction: float, seed: int,
                 max_pixels: int) -> None:
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.data.paired_prep import make_pairs
         from translate.data.prep import print_prep_summary
 
@@ -430,7 +444,7 @@ def data_demo(
 ) -> None:
     """Build the embedded summer → winter demo set from photos that ship with scikit-image and
     scikit-learn (no download)."""
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.data.demo import build_demo
         from translate.data.prep import print_prep_summary
 
@@ -556,7 +570,7 @@ def export_cmd(
 ) -> None:
     """Export the inference network(s) with the metadata `translate infer` needs; the export's
     outputs are checked against PyTorch (max abs error ≤ 1e-3) before it is written."""
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.export import export_model, parse_size
 
         if size is not None and (dynamic or fmt in ("torchscript", "safetensors")):
@@ -686,7 +700,7 @@ def showcase(
     bicubic (PSNR/SSIM on Y), inpaint beside cv2 Telea on seeded holes, cyclegan against a known
     transform (--truth winter) beside the input as is. Prints the table; writes OUT/section.json
     for `translate report --section`."""
-    with user_errors():
+    with user_errors(stoppable=True):
         from translate.eval.showcase import showcase as make_section
         from translate.report import format_number, read_section
 

@@ -52,6 +52,7 @@ from translate.data.prep import (
 )
 from translate.errors import TranslateError
 from translate.io.images import to_rgb8, write_image
+from translate.signals import check as check_stop
 
 CROPS_PER_PHOTO = 12
 TEST_PER_DOMAIN = 10
@@ -191,6 +192,7 @@ def build_demo(out: str | os.PathLike, size: int = 128, seed: int = 0) -> PrepRe
             report = DomainReport(name=domain, folder="package sample photos")
             items: list[tuple[str, np.ndarray, str]] = []  # (file name, pixels, source)
             for p, (photo, (description, load)) in enumerate(photos.items()):
+                check_stop()  # a stop signal, between photos: the staging folder is removed
                 rng = np.random.default_rng(np.random.SeedSequence([seed, ord(domain), p]))
                 for k, (crop, where) in enumerate(_crops(load(), size, rng)):
                     if domain == "B":

@@ -53,6 +53,7 @@ from translate.data.prep import (
 from translate.errors import TranslateError
 from translate.io.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, scan_images, to_rgb8
 from translate.io.paths import is_within, overlap, path_record
+from translate.signals import check as check_stop
 
 MAKERS = ("edges", "gray")
 
@@ -101,6 +102,7 @@ def _write_pairs(sources: list[_Source], out: Path, size: int, test_fraction: fl
         task = bar.add_task(extra.get("made", "pairs"), total=len(sources), rate="", info="")
         with bar if show_progress else contextlib.nullcontext():
             for src in sources:
+                check_stop()  # a stop signal, between photos: the staging folder is removed
                 bar.advance(task)
                 side = "A"
                 try:

@@ -72,6 +72,7 @@ from translate.io.images import (
 )
 from translate.io.oserrors import destination_errors, writing
 from translate.io.paths import display, is_within, json_safe, overlap, path_record
+from translate.signals import check as check_stop
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
 REPORT_NAME = "prep.json"
@@ -361,6 +362,7 @@ def _prep_domain(
     task = bar.add_task(f"prep {name}", total=len(files), rate="", info="")
     with bar if show_progress else contextlib.nullcontext():
         for path, out_name in zip(files, names, strict=True):
+            check_stop()  # a stop signal, between images: the staging folder is removed
             bar.advance(task)
             rel = path.relative_to(root).as_posix()
             try:

@@ -26,6 +26,7 @@ from translate.eval.frechet import frechet_distance_features
 from translate.io.atomic import atomic_write
 from translate.modelfile import Model
 from translate.nets.vae import negative_elbo
+from translate.signals import check as check_stop
 
 CLASSIFIER_VERSION = 1
 CLASSIFIER_SEED = 1234
@@ -75,6 +76,7 @@ def train_classifier(
         for _ in range(epochs):
             order = torch.randperm(len(x))
             for i in range(0, len(x), 64):
+                check_stop()  # a stop signal, between steps
                 idx = order[i : i + 64]
                 loss = F.cross_entropy(model(x[idx]), y[idx])
                 opt.zero_grad()
@@ -106,6 +108,7 @@ def classify(
     """(features (N, 128), predicted class (N,)) for images (N, 1, 28, 28) in [0, 1]."""
     feats, preds = [], []
     for i in range(0, len(images), batch):
+        check_stop()  # a stop signal, between batches
         f = model.features(images[i : i + batch].float())
         feats.append(f)
         preds.append(model.head(f).argmax(1))
@@ -119,6 +122,7 @@ def generate_digits(model: Model, n: int, seed: int, batch: int = 500) -> torch.
     net = model.networks["G"] if model.task == "gan" else model.networks["vae"]
     out = []
     for i in range(0, n, batch):
+        check_stop()  # a stop signal, between batches
         z = torch.randn(min(batch, n - i), int(model.meta["latent_dim"]), generator=g)
         out.append((net(z) + 1) / 2 if model.task == "gan" else net.decode(z))
     return torch.cat(out).clamp(0, 1).float()

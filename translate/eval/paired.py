@@ -45,6 +45,7 @@ from translate.eval.translation import (
 )
 from translate.infer import TranslationPipeline
 from translate.modelfile import Model
+from translate.signals import check as check_stop
 
 RESULT_FILE = "eval_paired.json"
 PSNR_CAP = 100.0  # dB for an exact match, so the mean (and the JSON) stays finite
@@ -139,6 +140,7 @@ def evaluate_paired(model: Model, dir_a: Path, dir_b: Path, features: nn.Module,
     with progress if show_progress else contextlib.nullcontext():
         bar = progress.add_task("eval", total=len(pairs), rate="", info="")
         for source, truth in pairs:
+            check_stop()  # a stop signal, between pairs
             x, y = _load(source, size), _load(truth, size)
             if x.shape != y.shape:
                 raise TranslateError(f"{source} is {x.shape[-1]}×{x.shape[-2]} but its target "

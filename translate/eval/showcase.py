@@ -37,6 +37,7 @@ from translate.infer.folder import refuse_overlaps
 from translate.io.atomic import atomic_write_text
 from translate.io.images import ImageReadError, read_image, scan_images, to_rgb8, write_image
 from translate.io.oserrors import check_writable, destination_errors, writing
+from translate.signals import check as check_stop
 
 SECTION_FILE = "section.json"
 TRUTHS = ("winter",)
@@ -80,6 +81,7 @@ def winter_truth(pipe: Callable[[np.ndarray], np.ndarray],
     scores: dict[str, list[list[float]]] = {model_name: [], "input as is": []}
     shown = []
     for stem, x in images:
+        check_stop()  # a stop signal, between images (and SR tiles, in the pipeline)
         truth = winter(x, np.random.default_rng(WINTER_SEED))
         y = pipe(x)
         for name, img in ((model_name, y), ("input as is", x)):
@@ -108,6 +110,7 @@ def sr_beside_bicubic(pipe: Callable[[np.ndarray], np.ndarray],
     scores: dict[str, list[list[float]]] = {"bicubic": [], model_name: []}
     shown = []
     for stem, image in images:
+        check_stop()  # a stop signal, between images (and SR tiles, in the pipeline)
         hr = modcrop(image, scale)
         if min(hr.shape[:2]) < 2 * scale:
             raise TranslateError(f"{stem}: {hr.shape[1]}x{hr.shape[0]} is too small for ×{scale}")
@@ -140,6 +143,7 @@ def inpaint_beside_cv2(pipe: Callable[[np.ndarray, np.ndarray], np.ndarray],
     scores: dict[str, list[list[float]]] = {"cv2 Telea": [], model_name: []}
     shown = []
     for i, (stem, gt) in enumerate(images):
+        check_stop()  # a stop signal, between images
         rng = np.random.default_rng(np.random.SeedSequence(
             [seed, list(PRESETS).index(INPAINT_PRESET), i]))  # as `translate eval` seeds them
         hole = generate_mask(gt.shape[0], gt.shape[1], INPAINT_PRESET, rng).astype(bool)

@@ -48,6 +48,7 @@ from translate.eval.image_metrics import psnr, ssim
 from translate.infer import TranslationPipeline
 from translate.io.images import read_image, scan_images, to_float, to_rgb
 from translate.modelfile import Model
+from translate.signals import check as check_stop
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000  # torchmetrics' default, lowered to the smaller set's size when needed
@@ -177,6 +178,7 @@ def features_in_order(features: nn.Module, images: list[torch.Tensor], device: t
     with torch.no_grad():
         for same_size in groups.values():
             for start in range(0, len(same_size), batch):
+                check_stop()  # a stop signal, between feature batches
                 indices = same_size[start : start + batch]
                 stacked = torch.cat([images[i] for i in indices]).to(device)
                 for i, row in zip(indices, features(stacked).cpu(), strict=True):
@@ -239,6 +241,7 @@ def evaluate_translation(model: Model, dir_a: Path, dir_b: Path, features: nn.Mo
         for direction, (src, dst) in DIRECTIONS.items():
             back = "b2a" if direction == "a2b" else "a2b"
             for path in files[src]:
+                check_stop()  # a stop signal, between images
                 x = _load(path, size)
                 translated = _quantize(pipes[direction](x))
                 restored = _quantize(pipes[back](translated))

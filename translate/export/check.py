@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from translate.errors import TranslateError
+from translate.signals import check as check_stop
 
 TOLERANCE = 1e-3  # max |export − PyTorch| accepted, in the network's own value range
 
@@ -97,6 +98,7 @@ def check_export(run: Callable[[tuple[torch.Tensor, ...]], np.ndarray], wrapper:
     """
     results = []
     for i, (batch, size) in enumerate(shapes):
+        check_stop()  # a stop signal, between the shapes checked (nothing is written yet)
         inputs = make(batch, size, torch.Generator().manual_seed(1000 + i))
         with torch.no_grad():
             reference = wrapper(*inputs).numpy()

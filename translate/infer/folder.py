@@ -11,8 +11,12 @@ reason, in ``failures.jsonl``; a name that is not UTF-8 also as its raw bytes,
 
 A run can end early (``fail_fast`` at the first failure; SIGINT/SIGTERM): no new input is started,
 the writes already queued finish, and the failures and counts are still recorded, so running the
-same command again completes exactly what is missing. Temp files a killed run left behind are
-removed when the next run starts. Under torchrun each rank takes every world-th input.
+same command again completes exactly what is missing. A signal is acted on between images, and
+within a large image between its tiles (a pipeline that runs tiles checks
+``translate.signals.check``; the image is then dropped, not half-written); a pipeline with an
+``on_tile`` attribute (SR) gets a callback that moves the bar within an image, tile by tile.
+Temp files a killed run left behind are removed when the next run starts. Under torchrun each
+rank takes every world-th input.
 
 On a GPU the runner feeds the device: plain JPEGs are decoded there (nvJPEG through
 ``torchvision.io.decode_jpeg``; workers only read the bytes and the header), other files are
@@ -32,6 +36,7 @@ import json
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,7 +67,7 @@ from translate.io.images import (
 from translate.io.oserrors import check_writable, os_error_in, reason, writing
 from translate.io.paths import display, json_safe, overlap, path_record, same_file
 from translate.runtime import Precision, World
-from translate.signals import StopSignals
+from translate.signals import Stopped, StopSignals
 
 FAILURES = "failures.jsonl"
 RANK_FAILURES = "failures.rank{rank}.jsonl"  # each torchrun rank's list, merged into FAILURES
@@ -461,10 +466,65 @@ def _run_model(pipeline: Any, batch: list[dict[str, Any]], report: InferReport,
             return [r for item in batch
                     for r in _run_model(pipeline, [item], report, max_pixels, masks)]
         h, w = batch[0]["pixels"].shape[-2:]
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         report.failures.append({**path_record(batch[0]["job"].src),
-                                "reason": f"the model cannot process this {w}×{h} image: {reason}"})
+                                "reason": cannot_process(pipeline, h, w, e)})
         return []
+
+
+PROBE_SIDES = (2, 4, 8, 16, 32, 64)  # square sizes tried to find the smallest a model takes
+_SMALLEST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def smallest_side(pipeline: Any) -> int | None:
+    """The smallest side (of :data:`PROBE_SIDES`) of a square image ``pipeline`` processes,
+    found by running it on black images once (cached per pipeline); None if none of them.
+
+    Networks with reflect padding or instance norm fail on images a few pixels wide (torch says
+    "Expected more than 1 spatial element when training", which misleads: nothing trains).
+    """
+    try:
+        return _SMALLEST[pipeline]
+    except (KeyError, TypeError):
+        pass
+    found = None
+    for side in PROBE_SIDES:
+        x = torch.zeros(1, 3, side, side)
+        try:
+            with torch.no_grad():
+                if getattr(pipeline, "task", None) == "inpaint" or getattr(pipeline, "needs_mask",
+                                                                          False):
+                    pipeline(x, torch.zeros(1, 1, side, side))
+                else:
+                    pipeline(x)
+        except (RuntimeError, ValueError, TypeError):
+            continue
+        found = side
+        break
+    with contextlib.suppress(TypeError):
+        _SMALLEST[pipeline] = found
+    return found
+
+
+def _raised_in_torch(error: BaseException) -> bool:
+    """Whether ``error`` came from inside torch (a network meeting a size it cannot take),
+    not from a pipeline's own check, whose message already says what is wrong."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}torch{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+def cannot_process(pipeline: Any, h: int, w: int, error: BaseException) -> str:
+    """Why ``pipeline`` failed on an h × w image, in one line: "the model cannot process this
+    W×H image: " and either the smallest size it takes (when the image is below it) or the
+    error's first line."""
+    small = min(h, w) < max(PROBE_SIDES) and _raised_in_torch(error)
+    side = smallest_side(pipeline) if small else None
+    if side is not None and min(h, w) < side:
+        return (f"the model cannot process this {w}×{h} image: it is smaller than the network "
+                f"takes (at least {side}×{side} pixels)")
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"the model cannot process this {w}×{h} image: {reason}"
 
 
 def finish_pixels(item: dict[str, Any], result: np.ndarray | _DeviceCopy
@@ -578,15 +638,31 @@ def run_folder(pipeline: Any, input_path: str | Path, output_dir: str | Path,
         queue = _WriteQueue(writers, report, 4 * batch_size,
                             getattr(pipeline, "max_pending_bytes", float("inf")))
         batches = _batches(loader, batch_size, report, halt, split_deep=_deep_at_fp32(pipeline))
-        for batch in batches:
-            for item, result in _run_model(pipeline, batch, report, max_pixels, masks):
-                queue.put(item, result)
-            queue.drain()
-            rate = attempted() / max(time.perf_counter() - started, 1e-9)
-            progress.update(bar, completed=attempted(), rate=f"{rate:5.1f} img/s")
+
+        def tile_done(done: int, total: int) -> None:  # progress within a large image
+            progress.update(bar, completed=attempted() + done / total * len(batch),
+                            info=f"tile {done}/{total}")
+
+        own_callback = getattr(pipeline, "on_tile", None)
+        if hasattr(pipeline, "on_tile"):
+            pipeline.on_tile = tile_done
+        try:
+            for batch in batches:
+                try:
+                    results = _run_model(pipeline, batch, report, max_pixels, masks)
+                except Stopped:  # between two tiles of a large image: it is dropped whole
+                    break
+                for item, result in results:
+                    queue.put(item, result)
+                queue.drain()
+                rate = attempted() / max(time.perf_counter() - started, 1e-9)
+                progress.update(bar, completed=attempted(), rate=f"{rate:5.1f} img/s", info="")
+        finally:
+            if hasattr(pipeline, "on_tile"):
+                pipeline.on_tile = own_callback
         batches.close()  # stops the decoding workers now, not when garbage-collected
         queue.drain(everything=True)
-        progress.update(bar, completed=attempted())
+        progress.update(bar, completed=attempted(), info="")
     report.seconds = time.perf_counter() - started
     if attempted() < len(jobs):
         report.not_attempted = len(jobs) - attempted()

@@ -31,6 +31,7 @@ from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_
 from translate.io.images import DEFAULT_MAX_PIXELS, ImageReadError, LoadedImage, scan_images
 from translate.io.paths import path_record
 from translate.modelfile import Model
+from translate.signals import check as check_stop
 
 LAMA_MARK = "_mask"
 
@@ -57,6 +58,7 @@ class InpaintPipeline:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        check_stop()  # a stop signal is acted on before each call (per image in eval loops)
         x = x.to(self.device)  # (B, 3, H, W) in [0, 1]
         mask = mask.to(self.device, x.dtype)  # (B, 1, H, W), 1 = hole
         with self.precision.autocast():

@@ -23,6 +23,7 @@ from translate.infer.inpaint import MaskFolder
 from translate.infer.wrap import from_network, keeps_gray, to_network
 from translate.modelfile import EXPORT_FORMAT, export_meta
 from translate.runtime import World
+from translate.signals import check as check_stop
 from translate.tasks import names
 
 # Tasks whose exported graph maps images to images (inpainting takes a mask as well).
@@ -126,6 +127,7 @@ class OnnxPipeline:
             RuntimeError: onnxruntime refused the input (run_folder records it as that file's
                 failure).
         """
+        check_stop()  # a stop signal is acted on before each call (per image in eval loops)
         longest = max(-(-side // self.multiple) * self.multiple for side in x.shape[-2:])
         if self.max_side is not None and longest > self.max_side:
             raise ValueError(f"this export handles sides up to {self.max_side} pixels; "

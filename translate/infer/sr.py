@@ -24,11 +24,17 @@ next tile row overlaps are carried over. ``pixels`` quantises finished rows stra
 preallocated integer result; with ``outscale`` it resizes them as they come (:class:`_RowResize`,
 PyTorch's bicubic weights). Alpha, grayscale and 16-bit handling is the folder runner's
 (``translate.infer.folder``).
+
+A large image is not one unit of work: inside a ``translate.signals.StopSignals`` block (the
+folder runner's, a command's) SIGINT/SIGTERM are acted on before each tile
+(``translate.signals.Stopped`` is raised; the image is dropped, never half-written), and
+``on_tile(done, total)`` reports each tile done, so progress moves within one image. An image
+run whole is one forward pass: a stop waits for it to end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,7 +44,7 @@ from translate.errors import TranslateError
 from translate.infer.memory import SAFETY, default_budget, format_bytes, forward_peak_bytes
 from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_range
 from translate.modelfile import Model
-from translate.nets.external import pad_image
+from translate.signals import check as check_stop
 
 CALIBRATION = 96  # LR side of the meta-device forward that measures activations per pixel
 CHUNK = 64  # output rows quantised (or resized) at a time
@@ -81,14 +87,38 @@ def ramp(size: int, ramp_in: int, ramp_out: int) -> torch.Tensor:
     return w
 
 
-def _tile_ramps(starts: list[int], tile: int, scale: int) -> list[torch.Tensor]:
+def tile_layout(length: int, tile: int, overlap: int, align: int = 1
+                ) -> tuple[list[int], list[int]]:
+    """Start offsets and sizes of the tiles covering ``length`` (at least ``overlap`` shared).
+
+    ``align`` 1: :func:`tile_starts`, every tile of side ``tile``. Otherwise every start is a
+    multiple of ``align`` (``tile`` and ``overlap`` are multiples too) and the last tile runs to
+    the end, up to ``align - 1`` longer than ``tile``: a window-attention or downsampling network
+    then sees in every tile the windows, and at the image's end the padding, that it sees in
+    the whole image.
+    """
+    if length <= tile:
+        return [0], [length]
+    if align == 1:
+        starts = tile_starts(length, tile, overlap)
+        return starts, [tile] * len(starts)
+    starts = list(range(0, length - tile, tile - overlap))
+    last = (length - tile) // align * align
+    if last > starts[-1]:
+        starts.append(last)
+    return starts, [tile] * (len(starts) - 1) + [length - starts[-1]]
+
+
+def _tile_ramps(starts: list[int], sizes: int | list[int], scale: int) -> list[torch.Tensor]:
     """Each tile's 1-D output weights along one axis (:func:`ramp`): ramps only on sides that
-    have a neighbour, as wide as the overlap with it actually is."""
+    have a neighbour, as wide as the overlap with it actually is. ``sizes``: each tile's side
+    (one int: all alike)."""
+    sizes = [sizes] * len(starts) if isinstance(sizes, int) else sizes
     weights = []
-    for i, start in enumerate(starts):
-        before = (starts[i - 1] + tile - start) * scale if i > 0 else 0
-        after = (start + tile - starts[i + 1]) * scale if i + 1 < len(starts) else 0
-        weights.append(ramp(tile * scale, before, after))
+    for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        before = (starts[i - 1] + sizes[i - 1] - start) * scale if i > 0 else 0
+        after = (start + size - starts[i + 1]) * scale if i + 1 < len(starts) else 0
+        weights.append(ramp(size * scale, before, after))
     return weights
 
 
@@ -239,6 +269,9 @@ class SRPipeline:
         self.wrapped = PadCrop(self.net, size_multiple(self.net, model.meta), self.scale,
                                value_range(model))
         self._per_pixel: float | None = None
+        # Called after each tile of a tiled batch with (tiles done, tiles in the batch): the
+        # folder runner shows progress within a large image with it.
+        self.on_tile: Callable[[int, int], None] | None = None
 
     @property
     def max_pending_bytes(self) -> int:
@@ -279,7 +312,7 @@ class SRPipeline:
             total += self.activation_bytes(b, h, w)
             band = CHUNK
         else:
-            th, tw = min(tile, h), min(tile, w)
+            th, tw = min(tile + self.align - 1, h), min(tile + self.align - 1, w)  # last tiles
             total += self.activation_bytes(b, th, tw) + b * 3 * th * s * tw * s * 4
             total += b * 3 * th * s * w * s * 4  # the band
             band = th * s
@@ -331,13 +364,20 @@ class SRPipeline:
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 3, h, w) on the CPU -> (B, 3, s h, s w) float32 on the CPU, not clamped.
+        # A stop signal (translate.signals) is acted on here, before each tile or whole image:
+        # one forward pass itself cannot be interrupted.
+        check_stop()
         with self.precision.autocast():
             y = self.wrapped(x.to(self.device, non_blocking=True))
         return y.cpu()
 
     def _rows(self, x: torch.Tensor, tile: int) -> Iterator[tuple[int, torch.Tensor]]:
         """The model-scale output in order, as (first row, (B, 3, n, s w) float rows), blended
-        and not clamped. The rows are views the caller may change but must not keep."""
+        and not clamped. The rows are views the caller may change but must not keep.
+
+        Tiled, a stop signal is acted on before each tile (``translate.signals.Stopped``
+        propagates; nothing is returned for the image) and ``on_tile`` hears of each one done;
+        the whole image at once is one forward pass, which no signal interrupts."""
         b, c, h, w = x.shape
         s, m = self.scale, self.overlap
         if tile == 0 or (h <= tile and w <= tile):
@@ -345,26 +385,23 @@ class SRPipeline:
             for r in range(0, h * s, CHUNK):
                 yield r, y[..., r : r + CHUNK, :]
             return
-        if self.align > 1 and (h % self.align or w % self.align):
-            # Tiles on the model's grid: the image padded to it (as the model pads itself), the
-            # result cropped back, rows past the image dropped.
-            pad_h, pad_w = _round_up(h, self.align) - h, _round_up(w, self.align) - w
-            for r, rows in self._rows(pad_image(x, pad_h, pad_w), tile):
-                if r < h * s:
-                    yield r, rows[..., : h * s - r, : w * s]
-            return
-        th, tw = min(tile, h), min(tile, w)
-        ys, xs = tile_starts(h, tile, m), tile_starts(w, tile, m)
-        wys, wxs = _tile_ramps(ys, th, s), _tile_ramps(xs, tw, s)
+        # Tiles on the model's grid (self.align; the last of a row or column may be longer).
+        (ys, hs), (xs, ws) = (tile_layout(h, tile, m, self.align),
+                              tile_layout(w, tile, m, self.align))
+        wys, wxs = _tile_ramps(ys, hs, s), _tile_ramps(xs, ws, s)
         # The weights are separable (wy ⊗ wx), so their sum at a pixel is a product of 1-D sums.
         row_sum, col_sum = _weight_sum(ys, wys, h, s), _weight_sum(xs, wxs, w, s)
-        band = torch.zeros(b, c, th * s, w * s)  # output rows [y0 s, (y0 + th) s) of a tile row
-        for i, (y0, wy) in enumerate(zip(ys, wys, strict=True)):
-            for x0, wx in zip(xs, wxs, strict=True):
-                y = self._run(x[..., y0 : y0 + th, x0 : x0 + tw])
+        band = torch.zeros(b, c, max(hs) * s, w * s)  # output rows of one tile row
+        done_tiles, n_tiles = 0, len(ys) * len(xs)
+        for i, (y0, th, wy) in enumerate(zip(ys, hs, wys, strict=True)):
+            for x0, tw, wx in zip(xs, ws, wxs, strict=True):
+                y = self._run(x[..., y0 : y0 + th, x0 : x0 + tw])  # stops are acted on here
                 y.mul_(wy[:, None] * wx[None, :])
-                band[..., x0 * s : (x0 + tw) * s].add_(y)
+                band[..., : th * s, x0 * s : (x0 + tw) * s].add_(y)
                 del y
+                done_tiles += 1
+                if self.on_tile is not None:
+                    self.on_tile(done_tiles, n_tiles)
             # Rows above the next tile row's first are final; the rest is carried over.
             done = (ys[i + 1] - y0) * s if i + 1 < len(ys) else th * s
             rows = band[..., :done, :]
@@ -372,7 +409,7 @@ class SRPipeline:
             yield y0 * s, rows
             carry = th * s - done
             if carry:
-                band[..., :carry, :] = band[..., done:, :].clone()
+                band[..., :carry, :] = band[..., done : th * s, :].clone()
             band[..., carry:, :] = 0
 
     def _check(self, x: torch.Tensor) -> None:

@@ -9,6 +9,7 @@ from translate.infer.wrap import PadCrop, keeps_gray, padding, size_multiple, va
 from translate.modelfile import Model
 from translate.nets.winograd import fast_inference
 from translate.runtime import Precision
+from translate.signals import check as check_stop
 
 
 class TranslationPipeline:
@@ -62,6 +63,7 @@ class TranslationPipeline:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        check_stop()  # a stop signal is acted on before each call (per image in eval loops)
         x = x.to(self.device, non_blocking=True)  # (B, 3, H, W) in [0, 1]
         with self.precision.autocast():
             y = self.wrapped(x)

@@ -221,7 +221,7 @@ def test_cli_bad_max_memory_is_one_line_and_writes_nothing(model_dir, tmp_path: 
     src.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a.png")
     result = invoke("infer", model_dir, src, tmp_path / "out", "--max-memory", value)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad option value: a usage error, as docs/RELIABILITY.md says
     assert error_line(result) == message
     assert not (tmp_path / "out").exists()
 

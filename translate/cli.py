@@ -126,6 +126,21 @@ def one_of(*choices: str, pattern: str | None = None, shown: str | None = None
     return check
 
 
+def _memory_size(param: typer.CallbackParam, value: str | None) -> str | None:
+    """``--max-memory``: a size above 0 (``translate.infer.memory.parse_bytes``), else a usage
+    error (exit 2) like every other option value."""
+    if value is None:
+        return value
+    from translate.infer.memory import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except TranslateError as e:  # its own line names the option and what it takes
+        ui.error(str(e))
+        raise typer.Exit(USAGE) from None
+    return value
+
+
 PRECISIONS = one_of("auto", "fp32", "bf16", "fp16")
 DEVICES = one_of("auto", "cpu", "cuda", pattern=r"cuda:\d+", shown="cuda:N")
 HOLES = one_of("white", "black")
@@ -224,6 +239,9 @@ def bundled_or_path(path: Path) -> Path:
     return models.resolve(path)
 
 
+WIDE_TABLE = 120  # `translate models`: narrower terminals get a block per model
+
+
 @app.command(name="models", epilog="Example: translate infer sr-x4 photos/ out/")
 def models_cmd() -> None:
     """List the trained models that ship with translate; every command that takes a run folder
@@ -231,15 +249,33 @@ def models_cmd() -> None:
     with user_errors():
         from translate import models
 
-        table = Table(title="bundled models")
-        for column in ("name", "task", "parameters", "size", "data", "headline figure"):
-            table.add_column(column)
+        rows = []
         for name in models.names():
             m = models.info(name)
             size = f"{m.bytes / 1e6:.1f} MB"
             if m.weights_of:  # the same file as another's: stored once
                 size += f" (shared with {m.weights_of})"
-            table.add_row(m.name, m.task, f"{m.parameters:,}", size, m.data, m.headline)
+            rows.append((m.name, m.task, f"{m.parameters:,}", size, m.data, m.headline))
+        if ui.console.width < WIDE_TABLE:
+            # Six columns in 80 would break every cell into a tall column of word pieces: one
+            # block per model instead, its long texts wrapped at words under a 4-space indent.
+            from rich.padding import Padding
+            from rich.text import Text
+
+            for name, task, parameters, size, data, headline in rows:
+                ui.console.print(Text.assemble((name, "bold"), f"  {task} · {parameters} "
+                                               f"parameters · {size}"))
+                for label, text in (("data", data), ("headline", headline)):
+                    ui.console.print(Padding(Text(f"{label}: {text}"), (0, 0, 0, 4)))
+            return
+        table = Table(title="bundled models")
+        table.add_column("name", no_wrap=True)  # names and counts are never cut or broken
+        table.add_column("task", no_wrap=True)
+        table.add_column("parameters", no_wrap=True, justify="right")
+        for column in ("size", "data", "headline figure"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
         ui.console.print(table)
 
 
@@ -503,9 +539,9 @@ def infer(
         help="Super-resolution: LR pixels neighbouring tiles share "
         "(blended; default: twice the model's receptive radius)."),
     max_memory: str | None = typer.Option(
-        None, "--max-memory", help="Super-resolution: memory budget of one batch, e.g. 4G or "
-        "500M (default: half the available memory; what the SR work adds to the process's "
-        "own ~1 GB); images that cannot fit fail."),
+        None, "--max-memory", callback=_memory_size, help="Super-resolution: memory budget of "
+        "one batch, e.g. 4G or 500M (default: half the available memory; what the SR work adds "
+        "to the process's own ~1 GB); images that cannot fit fail."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Translate every image under INPUT (recursively) into OUTPUT at its own resolution,

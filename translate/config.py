@@ -21,8 +21,10 @@ time, before anything is written, never half-way through training.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -677,6 +679,43 @@ def _one_line(e: OmegaConfBaseException) -> str:
     return msg
 
 
+@functools.cache
+def bool_keys(task: str) -> frozenset[str]:
+    """The ``section.name`` keys of ``task``'s config that hold a bool (or bool | None)."""
+    keys = set()
+    for section, kind in typing.get_type_hints(SCHEMAS[task]).items():
+        if not dataclasses.is_dataclass(kind):
+            continue
+        fields = {f.name for f in dataclasses.fields(kind)}
+        for name, hint in typing.get_type_hints(kind).items():
+            if name in fields and (hint is bool or bool in typing.get_args(hint)):
+                keys.add(f"{section}.{name}")
+    return frozenset(keys)
+
+
+# The words OmegaConf reads as a bool; numbers other than 0 and 1 are refused by _check_bools.
+BOOL_WORDS = ("true", "false", "yes", "no", "on", "off", "y", "n", "1", "0")
+
+
+def _check_bools(task: str, layer: dict[str, Any]) -> None:
+    """Refuse a bool key set to anything but true/false (0, 1 and OmegaConf's yes/no words
+    pass too): OmegaConf turns every other number into true (``model.dropout=2``), which no
+    one means."""
+    keys = bool_keys(task)
+    for section, values in layer.items():
+        if not isinstance(values, dict):
+            continue
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if key not in keys or value is None or isinstance(value, bool):
+                continue
+            if isinstance(value, int) and value in (0, 1):
+                continue
+            if isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
+                continue
+            raise TranslateError(f"config key '{key}': must be true or false, got {value!r}")
+
+
 MAX_YAML_NODES = 100_000  # a config has ~60 keys; more, once aliases expand, is an alias bomb
 
 
@@ -784,6 +823,7 @@ def load_config(task: str, path: str | Path | None = None, overrides: list[str] 
             if name in sections and not isinstance(value, dict):
                 raise TranslateError(f"config key '{name}': must be a mapping of keys "
                                      f"({name}.KEY: value), not {type(value).__name__}")
+        _check_bools(task, data)
         layers.append(data)
         if not from_run:
             user_keys |= _set_keys(data)
@@ -806,7 +846,9 @@ def load_config(task: str, path: str | Path | None = None, overrides: list[str] 
             cfg = OmegaConf.merge(cfg, OmegaConf.create(layer))
         for item in dotlist:  # one at a time, so an error can name the override at fault
             try:
-                cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+                override = OmegaConf.from_dotlist([item])
+                _check_bools(task, OmegaConf.to_container(override))
+                cfg = OmegaConf.merge(cfg, override)
             except OmegaConfBaseException as e:
                 key = item.split("=", 1)[0].strip()
                 if getattr(e, "full_key", None):

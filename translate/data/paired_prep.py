@@ -22,6 +22,9 @@ to ``size`` with Lanczos; flattened ``.png`` names; the seeded split), with thes
 * **edges**: A = HED edges of the resized photo, post-processed as pix2pix's edges2* sets
   (``translate.data.edges.edges_from_photo``: black lines on white, one channel).
 * **gray**: A = the photo's BT.601 luma (``gray_from_photo``), for colourisation.
+* **edges and gray** drop exact duplicate photos (same decoded pixels), as ``data prep``
+  does: the first in sorted path order is kept, the others are listed in prep.json as its
+  duplicates (on both sides), so no photo lands in both train and test.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from translate.data.prep import (
     check_out_free,
     check_prep_args,
     output_names,
+    pixel_hash,
     resize_short_side,
     resized_shape,
     split_counts,
@@ -98,6 +102,7 @@ def _write_pairs(sources: list[_Source], out: Path, size: int, test_fraction: fl
         for split in ("trainA", "trainB", "testA", "testB"):
             (staging / split).mkdir()
         kept: list[_Source] = []
+        seen: dict[str, str] = {}  # a maker's photos: pixel hash -> the first file with it
         bar = progress_bar(transient=True)
         task = bar.add_task(extra.get("made", "pairs"), total=len(sources), rate="", info="")
         with bar if show_progress else contextlib.nullcontext():
@@ -120,7 +125,17 @@ def _write_pairs(sources: list[_Source], out: Path, size: int, test_fraction: fl
                         f"its output at --size {size} would have {shape[1]}×{shape[0]} pixels, "
                         f"over the limit of {max_pixels}")})
                     continue
-                rgb_a = resize_short_side(to_rgb8(photo_a), size)
+                rgb = to_rgb8(photo_a)
+                if make_a is not None:  # a maker: exact duplicates dropped, as data prep does
+                    digest = pixel_hash(rgb)
+                    if digest in seen:  # else they would straddle the train/test split
+                        for report in (report_a, report_b):
+                            report.duplicates.append({**path_record(src.rel_a, "file"),
+                                                      **path_record(seen[digest],
+                                                                    "duplicate_of")})
+                        continue
+                    seen[digest] = src.rel_a
+                rgb_a = resize_short_side(rgb, size)
                 if photo_b is not None:  # prep --paired: B lined up with A
                     image_a, image_b = rgb_a, _resize_to(to_rgb8(photo_b), rgb_a.shape[:2])
                 else:  # a maker: the photo is B, A is made from it

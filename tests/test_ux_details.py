@@ -1,0 +1,113 @@
+"""Small things a user meets (issue 27, class 9): bool config keys take only true/false, the
+model list is readable at 80 columns, and the pair makers drop exact duplicates as data prep
+does. (--max-memory's usage exit code: tests/test_sr_memory.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import invoke, translate_cmd
+from helpers import smooth_image
+from PIL import Image
+
+from translate import models
+from translate.config import SCHEMAS, bool_keys, load_config
+from translate.errors import TranslateError
+
+BOOL_KEYS = sorted((task, key) for task in SCHEMAS for key in bool_keys(task))
+
+
+def test_the_bool_keys_are_found() -> None:
+    assert ("pix2pix", "model.dropout") in BOOL_KEYS
+    assert ("sr", "train.fast_conv") in BOOL_KEYS  # bool | None
+    assert len(BOOL_KEYS) >= 20
+
+
+@pytest.mark.parametrize(("task", "key"), BOOL_KEYS)
+@pytest.mark.parametrize("value", ["2", "-1", "0.5", "10"])
+def test_a_bool_key_set_to_another_number_is_refused_naming_it(task: str, key: str,
+                                                               value: str) -> None:
+    with pytest.raises(TranslateError) as excinfo:
+        load_config(task, overrides=[f"{key}={value}"])
+    assert str(excinfo.value) == f"config key '{key}': must be true or false, got {value}"
+
+
+def test_a_bool_key_in_a_file_set_to_a_number_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("model:\n  dropout: 2\n")
+    with pytest.raises(TranslateError, match=r"^config key 'model.dropout': must be true or "
+                       "false, got 2$"):
+        load_config("pix2pix", path)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False), ("1", True),
+                                                 ("0", False), ("no", False)])
+def test_true_false_and_0_1_still_set_a_bool_key(value: str, expected: bool) -> None:
+    assert load_config("pix2pix", overrides=[f"model.dropout={value}"]).model.dropout is expected
+
+
+def test_cli_refuses_dropout_2_in_one_line(tmp_path: Path) -> None:
+    result = invoke("train", "pix2pix", "--set", "model.dropout=2", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: config key 'model.dropout': must be true or false, "
+                                     "got 2")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_models_is_readable_at_80_columns(columns: int) -> None:
+    """A block per model: its name first on its line, no line longer than the terminal, and
+    every word of its texts whole (a six-column table broke them into pieces)."""
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb"}
+    done = subprocess.run(translate_cmd("models"), capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= columns, "\n".join(lines)
+    assert "…" not in done.stderr  # nothing cut short
+    words = done.stderr.split()
+    for name in models.names():
+        m = models.info(name)
+        assert any(line.startswith(f"{name}  {m.task} · {m.parameters:,} parameters")
+                   for line in lines), (name, done.stderr)
+        for text in (m.data, m.headline):
+            for word in text.split():
+                assert word in words, (name, word, done.stderr)
+
+
+def test_data_gray_drops_exact_duplicates_as_data_prep_does(tmp_path: Path) -> None:
+    photos, out = tmp_path / "photos", tmp_path / "gray"
+    rng = np.random.default_rng(5)
+    unique = [smooth_image(rng, 24) for _ in range(4)]
+    (photos / "sub").mkdir(parents=True)
+    for i, image in enumerate(unique):
+        Image.fromarray(image).save(photos / f"p{i}.png")
+    Image.fromarray(unique[1]).save(photos / "sub" / "copy.png")  # same pixels, another name
+    Image.fromarray(unique[2]).save(photos / "p2_again.png")
+    result = invoke("data", "gray", photos, out, "--size", 16, "--test-fraction", 0.5)
+    assert result.exit_code == 0, result.output
+    prep = json.loads((out / "prep.json").read_text())
+    for side in ("A", "B"):
+        duplicates = {d["file"]: d["duplicate_of"] for d in prep["domains"][side]["duplicates"]}
+        assert duplicates == {"p2_again.png": "p2.png", "sub/copy.png": "p1.png"}
+        names = sorted(p.name for split in ("train", "test")
+                       for p in (out / f"{split}{side}").iterdir())
+        assert names == ["p0.png", "p1.png", "p2.png", "p3.png"]
+
+
+def test_infer_names_the_smallest_size_for_a_1x1_file(tmp_path: Path) -> None:
+    """Not torch's "Expected more than 1 spatial element when training" (nothing trains)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(src / "dot.png")
+    result = invoke("infer", "photo2monet", src, out, "-q", "--device", "cpu")
+    assert result.exit_code == 1, result.output
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["reason"] == ("the model cannot process this 1×1 image: it is smaller than "
+                                 "the network takes (at least 8×8 pixels)")
+    assert not (out / "dot.png").exists()

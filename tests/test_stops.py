@@ -172,3 +172,85 @@ def test_showcase_stops_between_images_and_removes_what_it_wrote(
     assert "error: stopped early (SIGINT)" in result.output
     assert runs == [1]  # the second image never ran
     assert not out.exists()  # its first image's files and the folder it made are gone
+
+
+def test_eval_sr_stops_at_the_next_image_and_writes_no_results(
+        models: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """eval/sr.py's loop has no check of its own: the pipeline's, before each image, serves."""
+    import shutil
+
+    from translate.infer import sr
+
+    model, hr = tmp_path / "model", tmp_path / "hr"
+    shutil.copytree(models["sr"], model)
+    hr.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(smooth_image(rng, 32)).save(hr / f"h{i}.png")
+    own, runs = sr.SRPipeline._run, []
+
+    def run_then_signal(self, x):
+        runs.append(1)
+        y = own(self, x)  # checks for a stop first
+        if len(runs) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # during the first image
+        return y
+
+    monkeypatch.setattr(sr.SRPipeline, "_run", run_then_signal)
+    before = files_under(model)
+    result = invoke("eval", model, "--hr", hr)
+    assert result.exit_code == 143, result.output
+    assert "error: stopped early (SIGTERM)" in result.output
+    assert runs == [1, 1]  # the second image's forward was stopped by its check
+    assert files_under(model) == before  # no eval_sr.json
+
+
+def test_export_stops_between_the_checked_shapes_and_writes_nothing(
+        models: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from translate.export import check as export_check
+
+    model = tmp_path / "model"
+    shutil.copytree(models["cyclegan"], model)
+    own, checked = export_check.max_error, []
+
+    def error_then_signal(a, b):
+        checked.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return own(a, b)
+
+    monkeypatch.setattr(export_check, "max_error", error_then_signal)
+    before = files_under(model)
+    result = invoke("export", model, "--format", "torchscript")
+    assert result.exit_code == 143, result.output
+    assert checked == [1]  # the next shape was never checked
+    assert files_under(model) == before  # no export/ file, no export.json
+
+
+def test_the_infer_bar_moves_tile_by_tile(models: dict[str, Path], tmp_path: Path,
+                                          monkeypatch) -> None:
+    from rich.progress import Progress
+
+    from translate import console
+    from translate.infer import run_folder
+
+    updates: list[dict] = []
+
+    class Recording(Progress):
+        def update(self, task_id, **fields):
+            updates.append(fields)
+            super().update(task_id, **fields)
+
+    monkeypatch.setattr(console, "progress_bar",
+                        lambda transient=False: Recording(console=console.console))
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(smooth_image(np.random.default_rng(4), 40)).save(src / "big.png")
+    pipe = _pipe(models["sr"])
+    report = run_folder(pipe, src, tmp_path / "out", show_progress=False)
+    assert report.written == 1
+    tiles = [u for u in updates if str(u.get("info", "")).startswith("tile ")]
+    assert [u["info"] for u in tiles] == [f"tile {i}/25" for i in range(1, 26)]
+    assert [u["completed"] for u in tiles] == pytest.approx([i / 25 for i in range(1, 26)])
+    assert pipe.on_tile is None  # the runner's callback is removed after the run

@@ -111,3 +111,21 @@ def test_infer_names_the_smallest_size_for_a_1x1_file(tmp_path: Path) -> None:
     assert failure["reason"] == ("the model cannot process this 1×1 image: it is smaller than "
                                  "the network takes (at least 8×8 pixels)")
     assert not (out / "dot.png").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_a_dataset_folder_gets_the_mode_of_the_umask(tmp_path: Path, umask: int) -> None:
+    """As mkdir would make it (0755 under 022), not mkdtemp's 0700 for every umask."""
+    photos, out = tmp_path / "photos", tmp_path / "gray"
+    photos.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(2):
+        Image.fromarray(smooth_image(rng, 24)).save(photos / f"p{i}.png")
+    old = os.umask(umask)
+    try:
+        result = invoke("data", "gray", photos, out, "--size", 16)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (out / "trainA").stat().st_mode & 0o777 == 0o777 & ~umask

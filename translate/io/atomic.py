@@ -65,8 +65,27 @@ def temp_path_for(path: Path) -> Path:
 
 def make_temp_dir(parent: Path) -> Path:
     """A unique hidden temp folder in ``parent``, named like the temp files (a staging folder
-    to be renamed into place, or removed)."""
-    return Path(tempfile.mkdtemp(prefix=temp_prefix(), suffix=TEMP_SUFFIX, dir=parent))
+    to be renamed into place, or removed). Its mode is what ``mkdir`` would give under the
+    process's umask (0755 under 022), not ``mkdtemp``'s 0700: the folder becomes the user's
+    dataset or model folder once renamed."""
+    path = Path(tempfile.mkdtemp(prefix=temp_prefix(), suffix=TEMP_SUFFIX, dir=parent))
+    os.chmod(path, 0o777 & ~current_umask())
+    return path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``os.umask``
+    sets it to read it, which another thread's file created meanwhile would see)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _process_gone(pid: int) -> bool:

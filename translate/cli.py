@@ -663,6 +663,9 @@ def import_cmd(
 
         if direction not in ("a2b", "b2a"):
             raise TranslateError(f"--direction must be a2b or b2a, got {direction!r}")
+        if name is not None and (not name.strip() or Path(name).name != name
+                                 or name in (".", "..")):
+            raise TranslateError(f"--name {name!r}: a model name, not a path")
         folder = out if out is not None else Path("imported") / (name or weights.stem)
         cyclegan_only = b2a is not None or direction != "a2b"
         if cyclegan_only and not is_cyclegan_layout(read_state_dict(weights)):

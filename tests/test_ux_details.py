@@ -129,3 +129,31 @@ def test_a_dataset_folder_gets_the_mode_of_the_umask(tmp_path: Path, umask: int)
     assert result.exit_code == 0, result.output
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     assert (out / "trainA").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_paired_prep_skips_a_name_clash_with_its_reason_and_goes_on(tmp_path: Path) -> None:
+    """a.jpg and a.png in --a: which pairs with --b's a.png would be a guess. Those three are
+    skipped with the reason; the other pairs are written (one clash used to stop the prep)."""
+    dir_a, dir_b, out = tmp_path / "A", tmp_path / "B", tmp_path / "pairs"
+    rng = np.random.default_rng(7)
+    for folder in (dir_a, dir_b):
+        folder.mkdir()
+        for name in ("a", "b", "c"):
+            Image.fromarray(smooth_image(rng, 24)).save(folder / f"{name}.png")
+    Image.fromarray(smooth_image(rng, 24)).save(dir_a / "a.jpg")
+    result = invoke("data", "prep", "--paired", "--a", dir_a, "--b", dir_b, "--out", out,
+                    "--size", 16, "--test-fraction", 0)
+    assert result.exit_code == 0, result.output
+    prep = json.loads((out / "prep.json").read_text())
+    skipped = {side: {s["file"]: s["reason"] for s in prep["domains"][side]["skipped"]}
+               for side in ("A", "B")}
+    assert skipped["A"] == {
+        "a.jpg": "shares its relative path with a.png (another extension): which one pairs "
+                 "with the other folder's file would be a guess; keep one of them",
+        "a.png": "shares its relative path with a.jpg (another extension): which one pairs "
+                 "with the other folder's file would be a guess; keep one of them"}
+    assert skipped["B"] == {"a.png": "its partner in --a is ambiguous (a.* names more than "
+                                     "one file)"}
+    assert prep["unmatched"] == {"A": [], "B": []}
+    assert sorted(p.name for p in (out / "trainA").iterdir()) == ["b.png", "c.png"]
+    assert sorted(p.name for p in (out / "trainB").iterdir()) == ["b.png", "c.png"]

@@ -57,36 +57,59 @@ class Pairing:
     pairs: list[tuple[Path, Path]] = field(default_factory=list)
     only_a: list[Path] = field(default_factory=list)
     only_b: list[Path] = field(default_factory=list)
+    # With skip_clashes: files of one folder sharing a relative path (a.jpg and a.png), each
+    # with the other file(s) it clashes with; none of them is paired.
+    clashes_a: dict[Path, list[Path]] = field(default_factory=dict)
+    clashes_b: dict[Path, list[Path]] = field(default_factory=dict)
 
 
-def _keyed(folder: Path) -> dict[str, Path]:
-    keyed: dict[str, Path] = {}
+def _keyed(folder: Path, clashes: dict[Path, list[Path]] | None = None) -> dict[str, Path]:
+    """Relative path without extension → file. Two files under one key raise, or, given
+    ``clashes``, are all left out and recorded there."""
+    groups: dict[str, list[Path]] = {}
     for path in scan_images(folder):
-        key = path.relative_to(folder).with_suffix("").as_posix()
-        if key in keyed:
-            raise TranslateError(f"{folder}: {keyed[key].name} and {path.name} pair with the same "
-                                 f"file of the other domain ({key}.*); keep one of them")
-        keyed[key] = path
+        groups.setdefault(path.relative_to(folder).with_suffix("").as_posix(), []).append(path)
+    keyed: dict[str, Path] = {}
+    for key, paths in groups.items():
+        if len(paths) == 1:
+            keyed[key] = paths[0]
+        elif clashes is None:
+            raise TranslateError(f"{folder}: {paths[0].name} and {paths[1].name} pair with the "
+                                 f"same file of the other domain ({key}.*); keep one of them")
+        else:
+            for path in paths:
+                clashes[path] = [other for other in paths if other != path]
     return keyed
 
 
-def pair_by_path(dir_a: str | os.PathLike, dir_b: str | os.PathLike) -> Pairing:
+def pair_by_path(dir_a: str | os.PathLike, dir_b: str | os.PathLike,
+                 skip_clashes: bool = False) -> Pairing:
     """Match the images of ``dir_a`` and ``dir_b`` (recursively) by relative path, extension
     ignored.
 
+    Args:
+        skip_clashes: images of one folder with the same relative path but different
+            extensions are left out and listed (``Pairing.clashes_a`` / ``clashes_b``) instead
+            of raising (``data prep --paired``: one such file does not stop the prep).
+
     Raises:
-        TranslateError: a folder is missing, or holds two images with the same relative path
-            but different extensions (which one is the partner would be a guess).
+        TranslateError: a folder is missing, or (without ``skip_clashes``) holds two images
+            with the same relative path but different extensions (which one is the partner
+            would be a guess).
     """
     dir_a, dir_b = Path(dir_a), Path(dir_b)
     for folder in (dir_a, dir_b):
         if not folder.is_dir():
             raise TranslateError(f"{folder} not found: paired data needs both folders")
-    a, b = _keyed(dir_a), _keyed(dir_b)
+    clashes_a: dict[Path, list[Path]] | None = {} if skip_clashes else None
+    clashes_b: dict[Path, list[Path]] | None = {} if skip_clashes else None
+    a, b = _keyed(dir_a, clashes_a), _keyed(dir_b, clashes_b)
     return Pairing(
         pairs=[(a[k], b[k]) for k in sorted(a.keys() & b.keys())],
         only_a=[a[k] for k in sorted(a.keys() - b.keys())],
         only_b=[b[k] for k in sorted(b.keys() - a.keys())],
+        clashes_a=clashes_a or {},
+        clashes_b=clashes_b or {},
     )
 
 

@@ -16,7 +16,9 @@ to ``size`` with Lanczos; flattened ``.png`` names; the seeded split), with thes
 
 * **prep --paired** pairs ``A_DIR`` and ``B_DIR`` by relative path without extension
   (``translate.data.paired.pair_by_path``). Files without a partner are listed in prep.json
-  (``unmatched``) and left out, never an error unless no pair is left. B is resized to A's
+  (``unmatched``) and left out, never an error unless no pair is left. Files of one folder
+  sharing a relative path (``a.jpg`` and ``a.png``), and the other folder's ``a.*`` they both
+  match, are skipped with that reason; the rest of the prep goes on. B is resized to A's
   output size, so a pair's pixels line up. A pair with an unreadable side is skipped whole.
   No de-duplication (two pairs may share one side).
 * **edges**: A = HED edges of the resized photo, post-processed as pix2pix's edges2* sets
@@ -39,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from translate.console import progress_bar
-from translate.data.paired import pair_by_path
+from translate.data.paired import Pairing, pair_by_path
 from translate.data.prep import (
     DomainReport,
     PrepReport,
@@ -93,11 +95,14 @@ def _resize_to(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _write_pairs(sources: list[_Source], out: Path, size: int, test_fraction: float,
                  seed: int, max_pixels: int | None, show_progress: bool,
                  make_a: Callable[[np.ndarray], np.ndarray] | None, folders: dict[str, str],
-                 extra: dict) -> PrepReport:
+                 extra: dict, skipped: dict[str, list[dict]] | None = None) -> PrepReport:
     """Read, convert, (make,) write and split ``sources`` into a staging folder moved to
-    ``out`` when complete."""
+    ``out`` when complete; ``skipped``: files already left out, per side, with their reason."""
     report_a = DomainReport(name="A", folder=folders["A"], found=len(sources))
     report_b = DomainReport(name="B", folder=folders["B"], found=len(sources))
+    if skipped:
+        report_a.skipped += skipped.get("A", [])
+        report_b.skipped += skipped.get("B", [])
     with staging_folder(out) as staging:
         for split in ("trainA", "trainB", "testA", "testB"):
             (staging / split).mkdir()
@@ -189,21 +194,51 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
         raise TranslateError(f"--a and --b are the same folder ({dir_a}); give each side its "
                              "own folder")
     check_out_free(out)
-    pairing = pair_by_path(dir_a, dir_b)
+    pairing = pair_by_path(dir_a, dir_b, skip_clashes=True)
     names = output_names([a for a, _ in pairing.pairs], dir_a)
     sources = [_Source(name, a, b, a.relative_to(dir_a).as_posix(),
                        b.relative_to(dir_b).as_posix())
                for name, (a, b) in zip(names, pairing.pairs, strict=True)]
+    skipped, orphans = _clash_records(pairing, dir_a, dir_b)
     unmatched = {"A": [path_record(p.relative_to(dir_a).as_posix(), "file")
-                       for p in pairing.only_a],
+                       for p in pairing.only_a if p not in orphans],
                  "B": [path_record(p.relative_to(dir_b).as_posix(), "file")
-                       for p in pairing.only_b]}
+                       for p in pairing.only_b if p not in orphans]}
     if not sources:
         raise TranslateError(f"no file of {dir_a} has a partner of the same relative name in "
                              f"{dir_b} ({len(pairing.only_a)} + {len(pairing.only_b)} unmatched)")
     return _write_pairs(sources, out, size, test_fraction, seed, max_pixels, show_progress,
                         None, {"A": str(dir_a), "B": str(dir_b)},
-                        {"paired": True, "unmatched": unmatched})
+                        {"paired": True, "unmatched": unmatched}, skipped)
+
+
+def _clash_records(pairing: Pairing, dir_a: Path, dir_b: Path
+                   ) -> tuple[dict[str, list[dict]], set[Path]]:
+    """prep.json's skipped entries for files of one folder that share a relative path (a.jpg
+    and a.png: which one pairs would be a guess), and for the other folder's file they both
+    match; that file (an "orphan"), is not unmatched but skipped with them."""
+    skipped: dict[str, list[dict]] = {"A": [], "B": []}
+    orphans: set[Path] = set()
+    sides = (("A", dir_a, pairing.clashes_a, "B", dir_b, pairing.only_b),
+             ("B", dir_b, pairing.clashes_b, "A", dir_a, pairing.only_a))
+    for side, folder, clashes, other, other_dir, other_only in sides:
+        keys = {}
+        for path, others in sorted(clashes.items()):
+            rel = path.relative_to(folder).as_posix()
+            keys[path.relative_to(folder).with_suffix("").as_posix()] = rel
+            skipped[side].append({**path_record(rel, "file"), "reason": (
+                f"shares its relative path with {', '.join(o.name for o in others)} (another "
+                "extension): which one pairs with the other folder's file would be a guess; "
+                "keep one of them")})
+        for path in other_only:
+            key = path.relative_to(other_dir).with_suffix("").as_posix()
+            if key in keys:
+                orphans.add(path)
+                skipped[other].append({**path_record(path.relative_to(other_dir).as_posix(),
+                                                     "file"),
+                                       "reason": f"its partner in --{side.lower()} is ambiguous "
+                                                 f"({key}.* names more than one file)"})
+    return skipped, orphans
 
 
 def make_pairs(kind: str, photos: str | os.PathLike, out: str | os.PathLike, size: int = 256,

@@ -296,11 +296,16 @@ def sample(
     """Write a grid of generated images."""
     with user_errors():
         from translate import sample as sampling
+        from translate.io.paths import owning_model_folder
         from translate.modelfile import load_model
 
         _grid_format(out)
         if out.exists() and not overwrite:
             raise TranslateError(f"{out} exists; add --overwrite to replace it")
+        holder = owning_model_folder(out) if out.exists() else None
+        if holder is not None:
+            raise TranslateError(f"{out} is a file of the model folder {holder}; sample never "
+                                 "replaces one: choose another --out")
         model = load_model(bundled_or_path(run), task=names("latent"))
         if interpolate and manifold:
             raise TranslateError("choose one of --interpolate and --manifold")

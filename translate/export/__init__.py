@@ -44,7 +44,7 @@ from translate.export.torchscript import build_torchscript
 from translate.infer.wrap import value_range
 from translate.io.atomic import atomic_write_all, atomic_write_text
 from translate.io.oserrors import writing
-from translate.io.paths import display, is_within, same_file
+from translate.io.paths import display, is_within, owning_model_folder, same_file
 from translate.modelfile import Model, load_model
 from translate.tasks import TASKS
 
@@ -199,6 +199,11 @@ def destinations(model: Model, names: list[str], fmt: str, out: str | Path | Non
                                  "export never replaces one: choose another --out")
         if path.is_dir():
             raise TranslateError(f"{display(path)} is a folder; choose a file name for --out")
+        holder = owning_model_folder(path) if path.exists() else None
+        if holder is not None:  # another model's weights, model.json, a run's checkpoint …
+            raise TranslateError(f"{display(path)} is a file of the model folder "
+                                 f"{display(holder)}; an export never replaces one: choose "
+                                 "another --out")
         if path.exists() and not overwrite:
             raise TranslateError(f"{display(path)} exists; add --overwrite to replace it")
     return paths

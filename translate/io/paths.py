@@ -164,3 +164,30 @@ def overlap(path: str | bytes | os.PathLike,
 def is_within(path: str | bytes | os.PathLike, folder: str | bytes | os.PathLike) -> bool:
     """Whether ``path`` is ``folder`` or lies inside it (:func:`overlap`: by identity)."""
     return overlap(path, folder) in ("same", "inside")
+
+
+# What marks a folder whose files a model depends on: a model folder (model.json, which may name
+# a sibling's weights) or a training run (config.yaml beside state/).
+MODEL_MARKS = ("model.json",)
+RUN_MARKS = ("config.yaml", "state")
+
+
+def owning_model_folder(path: str | os.PathLike) -> Path | None:
+    """The model or run folder whose file ``path`` would replace, else None.
+
+    A file directly in a folder holding ``model.json`` (its weights, its model.json, its card,
+    its config; another model's ``weights_of`` reads them) or anywhere under a training run's
+    folder (``config.yaml`` and ``state/``: its checkpoints, logs and samples) belongs to that
+    model. Its ``export/`` subfolder is the exception: exports are made to be replaced. Asked of
+    the real folders (symlinks resolved), so another spelling of the path finds them too.
+    """
+    real = Path(os.path.realpath(path))
+    parent = real.parent
+    if any((parent / mark).exists() for mark in MODEL_MARKS):
+        return parent
+    for folder in (parent, *parent.parents):
+        if folder.name == "export":
+            return None
+        if all((folder / mark).exists() for mark in RUN_MARKS):
+            return folder
+    return None

@@ -157,3 +157,55 @@ def test_paired_prep_skips_a_name_clash_with_its_reason_and_goes_on(tmp_path: Pa
     assert prep["unmatched"] == {"A": [], "B": []}
     assert sorted(p.name for p in (out / "trainA").iterdir()) == ["b.png", "c.png"]
     assert sorted(p.name for p in (out / "trainB").iterdir()) == ["b.png", "c.png"]
+
+
+@pytest.fixture(scope="module")
+def sr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from helpers import save_tiny_image_models
+
+    from translate.export import export_model
+
+    root = tmp_path_factory.mktemp("onnx")
+    models_ = save_tiny_image_models(root / "models")
+    out = root / "sr.onnx"
+    export_model(models_["sr"], "onnx", dynamic=True, out=out)
+    return out
+
+
+def _edited(path: Path, tmp_path: Path, key: str, value: str) -> Path:
+    import onnx
+
+    model = onnx.load(str(path))
+    [prop] = [p for p in model.metadata_props if p.key == key]
+    prop.value = value
+    edited = tmp_path / "edited.onnx"
+    onnx.save(model, str(edited))
+    return edited
+
+
+def test_onnx_metadata_that_contradicts_the_graph_is_refused(sr_onnx: Path,
+                                                             tmp_path: Path) -> None:
+    """A ×2 SR graph whose metadata was edited to say ×4: refused naming both, before any
+    image (it used to write ×2 outputs as if they were ×4 ones)."""
+    from translate.infer.onnx import OnnxPipeline
+
+    OnnxPipeline(sr_onnx, device="cpu")  # as exported: accepted
+    edited = _edited(sr_onnx, tmp_path, "scale", "4")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a.png")
+    result = invoke("infer", edited, src, tmp_path / "out", "-q")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {edited}: its metadata (scale 4) says the graph makes 3×128×128 from 3×32×32, "
+        "but it makes 3×64×64; the file was edited or the metadata is another export's")
+    assert not (tmp_path / "out").exists()
+
+
+def test_onnx_metadata_of_another_task_is_refused(sr_onnx: Path, tmp_path: Path) -> None:
+    edited = _edited(sr_onnx, tmp_path, "task", "inpaint")
+    with pytest.raises(TranslateError, match=r"metadata says a 'inpaint' model \(2 inputs\), "
+                       "but the graph takes 1"):
+        from translate.infer.onnx import OnnxPipeline
+
+        OnnxPipeline(edited, device="cpu")

@@ -113,10 +113,44 @@ class OnnxPipeline:
         self.max_side = values.get("max_side")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.needs_mask = len(self.input_names) == 2  # (image, mask): inpainting
+        self._check_graph(path)
         self.providers = self.session.get_providers()
         # run_folder moves batches to .device; onnxruntime takes host arrays and copies them to
         # the GPU itself when the CUDA provider runs.
         self.device = torch.device("cpu")
+
+    def _check_graph(self, path: Path) -> None:
+        """Refuse a file whose metadata contradicts its graph (an edited file, or metadata
+        from another export): the task's inputs (image, and mask for inpainting), and the
+        output a probe of the graph makes (3 channels, ``scale`` × the input's size)."""
+        inputs = self.session.get_inputs()
+        want = 2 if self.task == "inpaint" else 1
+        if len(inputs) != want:
+            raise TranslateError(f"{path}: its metadata says a '{self.task}' model ({want} "
+                                 f"input{'s' if want > 1 else ''}), but the graph takes "
+                                 f"{len(inputs)}; the file was edited or the metadata is "
+                                 "another export's")
+        dims = inputs[0].shape
+        if len(dims) != 4:
+            raise TranslateError(f"{path}: the graph's input has shape {dims}, not (N, 3, H, W)")
+        n = dims[0] if isinstance(dims[0], int) else 1
+        h, w = dims[2], dims[3]
+        if not (isinstance(h, int) and isinstance(w, int)):  # dynamic: a small probe
+            h = w = -(-32 // self.multiple) * self.multiple
+        feed = {inputs[0].name: np.full((n, 3, h, w), 0.5, np.float32)}
+        if want == 2:
+            feed[inputs[1].name] = np.zeros((n, 1, h, w), np.float32)
+        try:
+            y = self.session.run(None, feed)[0]
+        except Exception:  # a size the graph does not take: its images are checked one by one
+            return
+        expected = (3, h * self.scale, w * self.scale)
+        if tuple(y.shape[1:]) != expected:
+            raise TranslateError(
+                f"{path}: its metadata (scale {self.scale}) says the graph makes "
+                f"{expected[0]}×{expected[1]}×{expected[2]} from 3×{h}×{w}, but it makes "
+                f"{'×'.join(map(str, y.shape[1:]))}; the file was edited or the metadata is "
+                "another export's")
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] → (B, 3, scale·H, scale·W) in [0, 1].
@@ -143,6 +177,10 @@ class OnnxPipeline:
         except Exception as e:  # onnxruntime's own exception types do not derive RuntimeError
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RuntimeError(first) from None
+        h, w = x.shape[-2:]
+        if tuple(y.shape[1:]) != (3, h * self.scale, w * self.scale):
+            raise ValueError(f"the graph made {'×'.join(map(str, y.shape[1:]))} from "
+                             f"3×{h}×{w}, not the ×{self.scale} its metadata says")
         return torch.from_numpy(np.clip(from_network(y, self.value_range), 0.0, 1.0))
 
 

@@ -209,3 +209,29 @@ def test_onnx_metadata_of_another_task_is_refused(sr_onnx: Path, tmp_path: Path)
         from translate.infer.onnx import OnnxPipeline
 
         OnnxPipeline(edited, device="cpu")
+
+
+def test_paired_prep_lists_unreadable_files_as_skipped_with_the_reason(tmp_path: Path) -> None:
+    """A broken link and a FIFO under image names in --a: skipped with why, and their partners
+    in --b skipped saying so, not listed as files without a partner."""
+    dir_a, dir_b, out = tmp_path / "A", tmp_path / "B", tmp_path / "pairs"
+    rng = np.random.default_rng(8)
+    for folder in (dir_a, dir_b):
+        folder.mkdir()
+    for name in ("a", "b", "d"):
+        Image.fromarray(smooth_image(rng, 24)).save(dir_b / f"{name}.png")
+    Image.fromarray(smooth_image(rng, 24)).save(dir_a / "a.png")
+    (dir_a / "b.png").symlink_to(tmp_path / "gone.png")
+    os.mkfifo(dir_a / "d.png")
+    result = invoke("data", "prep", "--paired", "--a", dir_a, "--b", dir_b, "--out", out,
+                    "--size", 16, "--test-fraction", 0)
+    assert result.exit_code == 0, result.output
+    prep = json.loads((out / "prep.json").read_text())
+    skipped = {side: {s["file"]: s["reason"] for s in prep["domains"][side]["skipped"]}
+               for side in ("A", "B")}
+    assert skipped["A"] == {"b.png": "a broken symlink", "d.png": "not a regular file"}
+    assert skipped["B"] == {
+        "b.png": "its partner b.png in --a is unreadable: a broken symlink",
+        "d.png": "its partner d.png in --a is unreadable: not a regular file"}
+    assert prep["unmatched"] == {"A": [], "B": []}
+    assert sorted(p.name for p in (out / "trainA").iterdir()) == ["a.png"]

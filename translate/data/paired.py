@@ -61,13 +61,18 @@ class Pairing:
     # with the other file(s) it clashes with; none of them is paired.
     clashes_a: dict[Path, list[Path]] = field(default_factory=dict)
     clashes_b: dict[Path, list[Path]] = field(default_factory=dict)
+    # What the scan passed over as unreadable (translate.io.images.scan_images' problems):
+    # folders that cannot be listed, broken links, entries that are no regular file.
+    unreadable_a: list[tuple[Path, str]] = field(default_factory=list)
+    unreadable_b: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _keyed(folder: Path, clashes: dict[Path, list[Path]] | None = None) -> dict[str, Path]:
+def _keyed(folder: Path, clashes: dict[Path, list[Path]] | None = None,
+           problems: list[tuple[Path, str]] | None = None) -> dict[str, Path]:
     """Relative path without extension → file. Two files under one key raise, or, given
-    ``clashes``, are all left out and recorded there."""
+    ``clashes``, are all left out and recorded there; ``problems``: see ``scan_images``."""
     groups: dict[str, list[Path]] = {}
-    for path in scan_images(folder):
+    for path in scan_images(folder, problems=problems):
         groups.setdefault(path.relative_to(folder).with_suffix("").as_posix(), []).append(path)
     keyed: dict[str, Path] = {}
     for key, paths in groups.items():
@@ -103,13 +108,17 @@ def pair_by_path(dir_a: str | os.PathLike, dir_b: str | os.PathLike,
             raise TranslateError(f"{folder} not found: paired data needs both folders")
     clashes_a: dict[Path, list[Path]] | None = {} if skip_clashes else None
     clashes_b: dict[Path, list[Path]] | None = {} if skip_clashes else None
-    a, b = _keyed(dir_a, clashes_a), _keyed(dir_b, clashes_b)
+    unreadable_a: list[tuple[Path, str]] = []
+    unreadable_b: list[tuple[Path, str]] = []
+    a, b = _keyed(dir_a, clashes_a, unreadable_a), _keyed(dir_b, clashes_b, unreadable_b)
     return Pairing(
         pairs=[(a[k], b[k]) for k in sorted(a.keys() & b.keys())],
         only_a=[a[k] for k in sorted(a.keys() - b.keys())],
         only_b=[b[k] for k in sorted(b.keys() - a.keys())],
         clashes_a=clashes_a or {},
         clashes_b=clashes_b or {},
+        unreadable_a=unreadable_a,
+        unreadable_b=unreadable_b,
     )
 
 

@@ -199,7 +199,7 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
     sources = [_Source(name, a, b, a.relative_to(dir_a).as_posix(),
                        b.relative_to(dir_b).as_posix())
                for name, (a, b) in zip(names, pairing.pairs, strict=True)]
-    skipped, orphans = _clash_records(pairing, dir_a, dir_b)
+    skipped, orphans = _left_out(pairing, dir_a, dir_b)
     unmatched = {"A": [path_record(p.relative_to(dir_a).as_posix(), "file")
                        for p in pairing.only_a if p not in orphans],
                  "B": [path_record(p.relative_to(dir_b).as_posix(), "file")
@@ -212,32 +212,45 @@ def prep_paired(dir_a: str | os.PathLike, dir_b: str | os.PathLike, out: str | o
                         {"paired": True, "unmatched": unmatched}, skipped)
 
 
-def _clash_records(pairing: Pairing, dir_a: Path, dir_b: Path
-                   ) -> tuple[dict[str, list[dict]], set[Path]]:
-    """prep.json's skipped entries for files of one folder that share a relative path (a.jpg
-    and a.png: which one pairs would be a guess), and for the other folder's file they both
-    match; that file (an "orphan"), is not unmatched but skipped with them."""
+def _left_out(pairing: Pairing, dir_a: Path, dir_b: Path
+              ) -> tuple[dict[str, list[dict]], set[Path]]:
+    """prep.json's skipped entries, each with its reason, for what pairing could not use:
+    files of one folder that share a relative path (a.jpg and a.png: which one pairs would be
+    a guess), what the scan found unreadable (a folder that cannot be listed, a broken link),
+    and the other folder's files whose partner is among them. Those partners (``orphans``) are
+    skipped with that reason, not listed as unmatched."""
     skipped: dict[str, list[dict]] = {"A": [], "B": []}
     orphans: set[Path] = set()
-    sides = (("A", dir_a, pairing.clashes_a, "B", dir_b, pairing.only_b),
-             ("B", dir_b, pairing.clashes_b, "A", dir_a, pairing.only_a))
-    for side, folder, clashes, other, other_dir, other_only in sides:
-        keys = {}
+    sides = (("A", dir_a, pairing.clashes_a, pairing.unreadable_a, "B", dir_b, pairing.only_b),
+             ("B", dir_b, pairing.clashes_b, pairing.unreadable_b, "A", dir_a, pairing.only_a))
+    for side, folder, clashes, unreadable, other, other_dir, other_only in sides:
+        flag = f"--{side.lower()}"
+        by_key: dict[str, str] = {}  # a partner's key -> why it is skipped
+        by_folder: dict[str, str] = {}  # a folder prefix ("sub/") -> why its files are
         for path, others in sorted(clashes.items()):
             rel = path.relative_to(folder).as_posix()
-            keys[path.relative_to(folder).with_suffix("").as_posix()] = rel
+            key = path.relative_to(folder).with_suffix("").as_posix()
+            by_key[key] = f"its partner in {flag} is ambiguous ({key}.* names more than one file)"
             skipped[side].append({**path_record(rel, "file"), "reason": (
                 f"shares its relative path with {', '.join(o.name for o in others)} (another "
                 "extension): which one pairs with the other folder's file would be a guess; "
                 "keep one of them")})
+        for path, reason in unreadable:
+            rel = path.relative_to(folder).as_posix()
+            skipped[side].append({**path_record(rel, "file"), "reason": reason})
+            if reason.startswith("cannot list folder"):
+                by_folder[rel + "/"] = f"its partner's folder {rel} in {flag}: {reason}"
+            else:
+                by_key[path.relative_to(folder).with_suffix("").as_posix()] = (
+                    f"its partner {rel} in {flag} is unreadable: {reason}")
         for path in other_only:
             key = path.relative_to(other_dir).with_suffix("").as_posix()
-            if key in keys:
+            why = by_key.get(key) or next(
+                (why for prefix, why in by_folder.items() if key.startswith(prefix)), None)
+            if why is not None:
                 orphans.add(path)
                 skipped[other].append({**path_record(path.relative_to(other_dir).as_posix(),
-                                                     "file"),
-                                       "reason": f"its partner in --{side.lower()} is ambiguous "
-                                                 f"({key}.* names more than one file)"})
+                                                     "file"), "reason": why})
     return skipped, orphans
 
 

@@ -104,7 +104,8 @@ class LoadedImage:
 
 
 def scan_images(
-    root: str | os.PathLike, exclude: str | os.PathLike | None = None
+    root: str | os.PathLike, exclude: str | os.PathLike | None = None,
+    problems: list[tuple[Path, str]] | None = None,
 ) -> list[Path]:
     """All image files under ``root``, recursively, in a stable sorted order.
 
@@ -117,6 +118,9 @@ def scan_images(
         root: a folder to scan, or a single file, which is returned as ``[root]`` whatever its
             extension (the user named it explicitly).
         exclude: a folder to leave out, e.g. an output folder inside the input folder.
+        problems: if given, gets (path, reason) for what was passed over as unreadable: a
+            subfolder that cannot be listed, an image name that is a broken symlink or no
+            regular file, an entry that cannot be examined.
 
     Raises:
         TranslateError: ``root`` does not exist or cannot be listed.
@@ -151,6 +155,8 @@ def scan_images(
             if folder == root:
                 raise TranslateError(f"{root}: cannot list folder ({e.strerror or e})") from None
             log.warning("skipping folder %s: %s", folder, e.strerror or e)
+            if problems is not None:
+                problems.append((folder, f"cannot list folder ({e.strerror or e})"))
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -162,8 +168,13 @@ def scan_images(
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                     if entry.is_file():  # follows file symlinks; drops broken ones
                         found.append(Path(entry.path))
-            except OSError:
-                continue  # vanished or unreadable entry: nothing we can list
+                    elif problems is not None:
+                        problems.append((Path(entry.path), "a broken symlink"
+                                         if entry.is_symlink() else "not a regular file"))
+            except OSError as e:  # vanished or unreadable entry: nothing we can list
+                if problems is not None:
+                    problems.append((Path(entry.path), f"cannot read ({e.strerror or e})"))
+                continue
     return sorted(found, key=lambda p: p.parts)
 
 

@@ -114,7 +114,9 @@ def test_infer_stops_between_the_tiles_of_a_large_image_and_writes_no_part_of_it
     _, stderr = proc.communicate(timeout=60)
     took = time.monotonic() - sent
     assert proc.returncode == code, stderr[-3000:]
-    assert took < 5, f"{took:.1f} s from the signal to the end: not acted on between tiles"
+    # 166 tiles (16.6 s of them) were left: ending within 8 s (the tile in progress, the
+    # writes queued, the interpreter's exit on a busy CI machine) means between tiles.
+    assert took < 8, f"{took:.1f} s from the signal to the end: not acted on between tiles"
     assert f"stopped early ({sig.name}): 1 not attempted" in stderr, stderr[-3000:]
     assert "1 written, 0 already there, 0 failed, of 2" in stderr, stderr[-3000:]
     assert files_under(out) == {"a_small.png"}  # the large image: no file, whole or partial

@@ -298,3 +298,21 @@ class ToyTask:
         self.seen["d_weight_at_g_step"] = self.D.weight.detach().clone()
         loss = adversarial.g_loss(self.kind, self.D(fake))
         return {"g": loss * float("inf") if self.nan_g else loss}
+
+
+def fresh_cli(cwd: Path, *args: object, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``translate ARGS`` as a fresh process in ``cwd``, on one thread (OMP and MKL), and
+    asserted to succeed.
+
+    The exact-resume tests run every part of both runs so (straight, first half, resumed half):
+    what they compare is then the resume alone, not this test process's state after the tests
+    before it (its threads, oneMKL's mode fixed at its first product) against a new process's —
+    which on an AMD EPYC parted the in-process runs from the resumed one in full-suite runs.
+    """
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "translate", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr
+    return done

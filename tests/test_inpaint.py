@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import error_line, invoke, translate_cmd
-from helpers import assert_same_state, params_without_grad
+from conftest import error_line, invoke
+from helpers import assert_same_state, fresh_cli, params_without_grad
 from PIL import Image
 
 from translate.config import InpaintConfig, load_config, to_dict
@@ -415,13 +414,10 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(photos: Path, tmp_path: 
     common = ["--set", f"data.root={photos}", "--set", "data.crop_size=32", *TINY_MODEL,
               "--set", "train.batch_size=2", "--set", "train.ema=0.9", "-q"]
     for name, steps in (("straight", 5), ("split", 3)):
-        result = invoke("train", "inpaint", "--out", tmp_path / name, *common,
-                        "--set", f"train.steps={steps}")
-        assert result.exit_code == 0, result.output
-    rest = subprocess.run(translate_cmd("train", "inpaint", "--out", "split", "--resume", "-q",
-                                        "--set", "train.steps=5"),
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert rest.returncode == 0, rest.stderr
+        fresh_cli(tmp_path, "train", "inpaint", "--out", name, *common, "--set",
+                  f"train.steps={steps}")
+    fresh_cli(tmp_path, "train", "inpaint", "--out", "split", "--resume", "-q", "--set",
+              "train.steps=5")
     straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
     split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
     assert straight["step"] == split["step"] == 5

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import SHARED_DATA, error_line, invoke, translate_cmd
-from helpers import assert_same_state, params_without_grad, write_vgg_h5
+from conftest import SHARED_DATA, error_line, invoke
+from helpers import assert_same_state, fresh_cli, params_without_grad, write_vgg_h5
 from PIL import Image
 from skimage import data as skdata
 
@@ -331,14 +330,10 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path: Path) -> None:
               "--set", "model.ndf=8", "--set", "train.ema=0.9", "--set", "train.log_every=2",
               "-q"]
     for name, steps in (("straight", 8), ("split", 4)):
-        result = invoke("train", "sr", "--out", tmp_path / name, "--set", f"train.steps={steps}",
-                        *common)
-        assert result.exit_code == 0, result.output
-    rest = subprocess.run(
-        translate_cmd("train", "sr", "--out", "split", "--resume", "-q", "--set", "train.steps=8"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert rest.returncode == 0, rest.stderr
+        fresh_cli(tmp_path, "train", "sr", "--out", name, "--set", f"train.steps={steps}",
+                  *common)
+    fresh_cli(tmp_path, "train", "sr", "--out", "split", "--resume", "-q", "--set",
+              "train.steps=8")
     straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
     split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
     assert straight["step"] == split["step"] == 8 and straight["epoch"] == 2

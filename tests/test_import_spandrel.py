@@ -500,3 +500,22 @@ def test_fine_tuning_refuses_what_the_file_contradicts(tmp_path, override, messa
     assert result.exit_code != 0
     assert message in error_line(result)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_imported_model_works_from_python_and_in_showcase(tmp_path, photos):
+    import translate
+
+    torch.manual_seed(0)
+    net = ARCHS["swinir"][1]().eval()  # ×2, window grid 8
+    pth, _ = _save(net, tmp_path, "swinir")
+    assert invoke("import", pth, "--out", tmp_path / "m").exit_code == 0
+    pipe = translate.load(tmp_path / "m", device="cpu")
+    image = np.array(Image.open(photos[0]))
+    out = pipe(image)
+    assert out.shape == (image.shape[0] * 2, image.shape[1] * 2, 3) and out.dtype == np.uint8
+    assert _max_diff(out, _reference(dict(net.state_dict()), photos[0])) <= 1
+    result = invoke("showcase", tmp_path / "m", photos[0].parent, "--out", tmp_path / "show",
+                    "--limit", "2")
+    assert result.exit_code == 0, result.output
+    section = json.loads((tmp_path / "show" / "section.json").read_text())
+    assert len(section["rows"]) >= 2

@@ -673,7 +673,8 @@ def import_cmd(
             raise TranslateError(f"--name {name!r}: a model name, not a path")
         folder = out if out is not None else Path("imported") / (name or weights.stem)
         cyclegan_only = b2a is not None or direction != "a2b"
-        if cyclegan_only and not is_cyclegan_layout(read_state_dict(weights)):
+        state = read_state_dict(weights) if cyclegan_only else None
+        if state is not None and not is_cyclegan_layout(state):
             raise TranslateError("--direction and --b2a are for CycleGAN generators; "
                                  f"{weights} is not one")
         if b2a is not None and direction != "a2b":
@@ -681,7 +682,8 @@ def import_cmd(
                                  "(leave out --direction b2a)")
         if cyclegan_only:
             files = {direction: weights, **({"b2a": b2a} if b2a is not None else {})}
-            result = import_generators(files, folder, name=name, overwrite=overwrite)
+            result = import_generators(files, folder, name=name, overwrite=overwrite,
+                                       states={direction: state})
         else:
             result = import_model(weights, folder, name=name, overwrite=overwrite)
         for d, spec in result.specs.items():

@@ -43,6 +43,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from translate.errors import TranslateError
+from translate.io.paths import is_run_folder
 from translate.io.weights import read_state_dict, sha256_of
 from translate.modelfile import build_external, save_model
 from translate.nets.external import LICENCES, ExternalNet, UnsupportedNetwork, from_state_dict
@@ -235,7 +236,8 @@ def _write(out: Path, task: str, networks: dict[str, torch.nn.Module], meta: dic
 
 
 def import_generators(files: dict[str, Path], out: Path, *, name: str | None = None,
-                      overwrite: bool = False) -> Imported:
+                      overwrite: bool = False,
+                      states: dict[str, dict[str, torch.Tensor]] | None = None) -> Imported:
     """Write ``out/model.safetensors`` + ``out/model.json`` for one or both directions.
 
     Args:
@@ -244,6 +246,7 @@ def import_generators(files: dict[str, Path], out: Path, *, name: str | None = N
         out: the model folder to write (created; nothing is left there if anything fails).
         name: a label recorded in model.json (default: the first file's stem).
         overwrite: replace a model already in ``out``.
+        states: state dicts already read from some of ``files`` (by direction), not read again.
 
     Raises:
         TranslateError: an unreadable or foreign file (one line naming what did not match), or
@@ -257,7 +260,7 @@ def import_generators(files: dict[str, Path], out: Path, *, name: str | None = N
     specs: dict[str, GeneratorSpec] = {}
     sources: dict[str, dict[str, Any]] = {}
     for direction, path in files.items():
-        state = read_state_dict(path)
+        state = (states or {}).get(direction) or read_state_dict(path)
         net, spec = to_generator(state, path)
         networks[NETWORK[direction]] = net
         specs[direction] = spec
@@ -344,7 +347,7 @@ def to_external(state: dict[str, torch.Tensor], path: Path) -> ExternalNet:
 def _refuse_run_folder(out: Path) -> None:
     """A training run's folder is never an import's destination: its state, config and samples
     belong to the model trained there."""
-    if (out / "state").exists() or (out / "config.yaml").exists():
+    if is_run_folder(out):
         raise TranslateError(f"{out} holds a training run (state/, config.yaml); import into "
                              "another folder")
 
@@ -420,5 +423,6 @@ def import_model(path: Path, out: Path, *, name: str | None = None, overwrite: b
     _check_out(out, overwrite)
     state = read_state_dict(path)
     if is_cyclegan_layout(state):
-        return import_generators({"a2b": path}, out, name=name, overwrite=overwrite)
+        return import_generators({"a2b": path}, out, name=name, overwrite=overwrite,
+                                 states={"a2b": state})
     return import_external(path, out, name=name, overwrite=overwrite, state=state)

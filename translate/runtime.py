@@ -258,6 +258,8 @@ class Precision:
         name: ``auto`` (bf16 on a GPU that supports it, else fp16 on a GPU; on a CPU fp32, or
             with ``measure`` the faster of fp32 and bf16, :func:`choose_cpu_precision`),
             ``fp32``, ``bf16`` or ``fp16``.
+        allowed: the precisions the model runs in (an imported architecture's); ``auto`` on a
+            GPU picks among them, falling back to fp32.
         device: where the models run.
         measure: training on a CPU: ``auto`` chooses by the cached micro-benchmark
             (:func:`cpu_conv_timings`, :func:`choose_cpu_precision`) unless
@@ -273,17 +275,21 @@ class Precision:
     """
 
     def __init__(self, name: str, device: torch.device, measure: bool = False,
-                 winograd: bool = False):
+                 winograd: bool = False, allowed: tuple[str, ...] = ("fp32", "bf16", "fp16")):
         auto = name == "auto"
         self.reason = "asked for by name"
         self.winograd = False
         if auto:
             if device.type == "cuda":
-                # Native bf16 only (Ampere and later): emulated bf16 is slower than fp16.
+                # Native bf16 only (Ampere and later): emulated bf16 is slower than fp16; then
+                # the first of these the model runs in (``allowed``), else fp32.
                 native = torch.cuda.is_bf16_supported(including_emulation=False)
-                name = "bf16" if native else "fp16"
+                name = next((p for p in (("bf16", "fp16") if native else ("fp16",))
+                             if p in allowed), "fp32")
                 self.reason = ("auto: native bf16 on this GPU" if native else
                                "auto: this GPU has no native bf16")
+                if name == "fp32":
+                    self.reason += "; the model runs only in fp32 of what it offers"
             elif measure:
                 name, self.reason, self.winograd = _cpu_auto(winograd)
             else:

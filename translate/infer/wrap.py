@@ -41,38 +41,24 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 def model_precision(name: str, device: torch.device, meta: dict[str, Any]) -> Precision:
     """``Precision(name, device)`` within what the model runs in: model.json's ``precisions``
-    (imported architectures: spandrel says which support bf16 and fp16); ``auto`` falls back to
-    bf16 on a GPU where allowed, else fp32.
+    (imported architectures: spandrel says which support bf16 and fp16), which ``auto`` chooses
+    among (``Precision``'s ``allowed``).
 
     Raises:
         TranslateError: a precision asked for by name that the model does not run in, or a
             malformed ``precisions``.
     """
-    precision = Precision(name, device)
-    allowed = meta.get("precisions")
-    if allowed is None:
-        return precision
+    allowed = meta.get("precisions", list(PRECISIONS))
     if (not isinstance(allowed, list) or "fp32" not in allowed
             or any(p not in PRECISIONS for p in allowed)):
         raise TranslateError(f"model.json: 'precisions' must list some of {', '.join(PRECISIONS)}"
                              f", fp32 among them, got {allowed!r}")
-    if precision.name in allowed:
-        return precision
-    if not precision.chosen:
+    precision = Precision(name, device, allowed=tuple(allowed))
+    if precision.name not in allowed:
         raise TranslateError(f"--precision {precision.name}: this model runs only in "
                              f"{', '.join(allowed)} (its architecture does not support "
                              f"{precision.name})")
-    # auto: what Precision would pick among the allowed ones — on a GPU native bf16, else fp16,
-    # else fp32; on a CPU fp32.
-    name = "fp32"
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported(including_emulation=False)
-        name = next((p for p in (("bf16", "fp16") if native else ("fp16",)) if p in allowed),
-                    "fp32")
-    fallback = Precision(name, device)
-    fallback.chosen = True
-    fallback.reason = f"auto: {name}, the fastest this architecture supports here"
-    return fallback
+    return precision
 
 
 def keeps_gray(task: str) -> bool:

@@ -172,6 +172,11 @@ MODEL_MARKS = ("model.json",)
 RUN_MARKS = ("config.yaml", "state")
 
 
+def is_run_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a training run (``config.yaml`` beside ``state/``)."""
+    return all((Path(folder) / mark).exists() for mark in RUN_MARKS)
+
+
 def owning_model_folder(path: str | os.PathLike) -> Path | None:
     """The model or run folder whose file ``path`` would replace, else None.
 
@@ -188,6 +193,6 @@ def owning_model_folder(path: str | os.PathLike) -> Path | None:
     for folder in (parent, *parent.parents):
         if folder.name == "export":
             return None
-        if all((folder / mark).exists() for mark in RUN_MARKS):
+        if is_run_folder(folder):
             return folder
     return None

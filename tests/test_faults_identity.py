@@ -19,15 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import error_line, invoke
-from helpers import save_cyclegan, save_image, smooth_image
+from helpers import save_image, save_tiny_image_models, smooth_image
 
 from translate.io.paths import is_within, overlap, same_file
-from translate.modelfile import save_model
-from translate.nets.inpaint import InpaintGenerator
-from translate.nets.resnet import ResnetGenerator
-from translate.nets.sr import SRGenerator
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -67,13 +62,7 @@ def work(tmp_path: Path) -> Path:
     """Tiny model folders (cyclegan, sr, inpaint), an image folder and its masks, in
     ``tmp_path/work`` (copies this test may lose)."""
     root = tmp_path / "work"
-    torch.manual_seed(0)
-    save_cyclegan(root / "cyclegan", ResnetGenerator(ngf=4, n_blocks=1),
-                  ResnetGenerator(ngf=4, n_blocks=1))
-    save_model(root / "sr", "sr", {"G": SRGenerator(scale=2, nf=4, n_blocks=1)},
-               {"value_range": [0.0, 1.0], "scale": 2, "channels": 3})
-    save_model(root / "inpaint", "inpaint", {"G": InpaintGenerator(ngf=4, n_blocks=1)},
-               {"value_range": [-1.0, 1.0], "size_multiple": 4, "channels": 3})
+    save_tiny_image_models(root)
     rng = np.random.default_rng(0)
     for i in range(3):
         save_image(root / "in" / f"im{i}.png", smooth_image(rng, 32))

@@ -467,14 +467,16 @@ def prep_dataset(
             raise TranslateError(f"domain {name} path {folder} is not a folder")
     # By what the folders are (device, inode), not their spelling: a bind mount or a volume
     # mounted twice shows one folder under two paths.
-    if overlap(dirs["A"], dirs["B"]) == "same":
+    how = overlap(dirs["A"], dirs["B"])  # one walk of both trees answers all three cases
+    if how == "same":
         raise TranslateError(f"--a and --b are the same folder ({dirs['A']}); give each domain "
                              "its own folder")
-    for (inner, inner_dir), (outer, outer_dir) in (
-            (("a", dirs["A"]), ("b", dirs["B"])), (("b", dirs["B"]), ("a", dirs["A"]))):
-        if is_within(inner_dir, outer_dir):
-            raise TranslateError(f"--{inner} {inner_dir} is inside --{outer} "
-                                 f"{outer_dir}; the domains' folders must not overlap")
+    if how is not None:
+        (inner, inner_dir), (outer, outer_dir) = (
+            (("a", dirs["A"]), ("b", dirs["B"])) if how == "inside"
+            else (("b", dirs["B"]), ("a", dirs["A"])))
+        raise TranslateError(f"--{inner} {inner_dir} is inside --{outer} "
+                             f"{outer_dir}; the domains' folders must not overlap")
     for name, folder in dirs.items():
         if is_within(out, folder):
             raise TranslateError(

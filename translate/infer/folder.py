@@ -289,7 +289,7 @@ def plan_jobs(input_path: Path, output_dir: Path, ext: str | None = None,
                       "rename one of them or choose another --ext")
         elif out_root not in dst.resolve().parents:
             reason = f"its output {dst} would be written outside {output_dir} (a symlink?)"
-        elif same_file(dst, src) or dst.resolve() == src.resolve():
+        elif same_file(dst, src):  # src exists (scanned): equal resolved paths are this too
             reason = f"its output {dst} is the input itself"
         if reason is not None:
             plan.failures.append({**path_record(src), "reason": reason})

@@ -300,7 +300,8 @@ class ToyTask:
         return {"g": loss * float("inf") if self.nan_g else loss}
 
 
-def fresh_cli(cwd: Path, *args: object, timeout: int = 300) -> subprocess.CompletedProcess:
+def fresh_cli(cwd: Path, *args: object, timeout: int = 300,
+              env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
     """``translate ARGS`` as a fresh process in ``cwd``, on one thread (OMP and MKL), and
     asserted to succeed.
 
@@ -308,11 +309,13 @@ def fresh_cli(cwd: Path, *args: object, timeout: int = 300) -> subprocess.Comple
     what they compare is then the resume alone, not this test process's state after the tests
     before it (its threads, oneMKL's mode fixed at its first product) against a new process's —
     which on an AMD EPYC parted the in-process runs from the resumed one in full-suite runs.
+    ``env`` adds to (a value of None: removes from) the environment.
     """
     import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
     done = subprocess.run([sys.executable, "-m", "translate", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={k: v for k, v in full.items() if v is not None})
     assert done.returncode == 0, done.stderr
     return done

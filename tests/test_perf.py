@@ -19,16 +19,17 @@ from translate.train.loop import adam
 # whether it does depends on the heap's layout, so only the tuned side is asserted).
 _PROBE = """
 import os, resource, torch
-from translate.perf import tune_allocator
+from translate.perf import mmap_threshold, tune_allocator
 tuned = tune_allocator() if os.environ.get("PROBE_TUNE") == "1" else False
+mib = int(os.environ.get("PROBE_MIB", "16"))
 def churn():
     for _ in range(10):
-        xs = [torch.empty(4 * 1024 * 1024).fill_(1.0) for _ in range(4)]
+        xs = [torch.empty(mib * 256 * 1024).fill_(1.0) for _ in range(4)]
         del xs
 churn()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 churn()
-print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, mmap_threshold())
 """
 
 linux_glibc = pytest.mark.skipif(
@@ -37,29 +38,79 @@ linux_glibc = pytest.mark.skipif(
 )
 
 
-def _probe(**env: str) -> tuple[str, int]:
+def _probe(**env: str) -> tuple[str, int, str]:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=120,
         env={**os.environ, **env},
     )
     assert out.returncode == 0, out.stderr
-    tuned, faults = out.stdout.split()
-    return tuned, int(faults)
+    tuned, faults, threshold = out.stdout.split()
+    return tuned, int(faults), threshold
 
 
 @pytest.mark.slow
 @linux_glibc
 def test_tuned_allocator_reuses_freed_memory_instead_of_faulting_in_new_pages() -> None:
-    tuned, faults = _probe(PROBE_TUNE="1")
+    tuned, faults, _ = _probe(PROBE_TUNE="1")
     assert tuned == "True"
     assert faults < 500, faults  # 40 × 4,096 pages were reused, not mapped afresh
 
 
 @pytest.mark.slow
 @linux_glibc
+def test_tuned_allocator_reuses_blocks_as_large_as_an_sr_tile_s_activations() -> None:
+    # 80 MiB blocks: above glibc's own 32 MiB ceiling for its adaptive threshold, the size of a
+    # 64-channel fp32 feature map of a 640² tile (the page-fault churn of tiled SR).
+    tuned, faults, threshold = _probe(PROBE_TUNE="1", PROBE_MIB="80")
+    assert tuned == "True"
+    if int(threshold) <= 80 * 1024 * 1024:
+        pytest.skip(f"this glibc accepts an mmap threshold of {threshold} bytes at most")
+    assert faults < 500, faults  # 40 × 20,480 pages were reused, not mapped afresh
+
+
+# A memory-budgeted SR pipeline keeps only blocks below its budget's share; larger ones are
+# mapped afresh and given back again (their faults return), smaller ones are still reused.
+_BUDGET_PROBE = """
+import resource, torch
+from pathlib import Path
+import translate
+from translate.perf import mmap_threshold, tune_allocator
+from translate.infer.sr import RETAIN_SHARE, SRPipeline
+from translate.modelfile import load_model
+tune_allocator()
+before = mmap_threshold()
+model = load_model(Path(translate.__file__).parent / "models" / "sr-x4")
+SRPipeline(model, max_memory=RETAIN_SHARE * 48 * 1024 * 1024)
+def faults(mib):
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        xs = [torch.empty(mib * 256 * 1024).fill_(1.0) for _ in range(2)]
+        del xs
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+faults(16), faults(80)
+print(before, mmap_threshold(), faults(16), faults(80))
+"""
+
+
+@pytest.mark.slow
+@linux_glibc
+def test_a_memory_budget_keeps_only_blocks_below_its_share() -> None:
+    out = subprocess.run([sys.executable, "-c", _BUDGET_PROBE], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    before, after, small, large = map(int, out.stdout.split())
+    if before <= 48 * 1024 * 1024:
+        pytest.skip(f"this glibc accepts an mmap threshold of {before} bytes at most")
+    assert after == 48 * 1024 * 1024
+    assert small < 500, small  # 16 MiB blocks: still reused
+    assert large > 10 * 2 * 20_000, large  # 80 MiB blocks: mapped and faulted in each round
+
+
+@pytest.mark.slow
+@linux_glibc
 def test_allocator_tuning_can_be_turned_off() -> None:
-    tuned, _ = _probe(PROBE_TUNE="1", TRANSLATE_MALLOC="default")
-    assert tuned == "False"
+    tuned, _, threshold = _probe(PROBE_TUNE="1", TRANSLATE_MALLOC="default")
+    assert (tuned, threshold) == ("False", "None")
 
 
 def test_training_uses_fused_adam_with_the_configured_hyperparameters() -> None:

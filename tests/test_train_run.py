@@ -424,3 +424,26 @@ def test_a_second_training_is_refused_after_the_lock_file_is_deleted(tmp_path: P
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
              if x.strip().endswith("}")]
     assert steps == sorted(set(steps))  # every step logged once: no second writer
+
+
+def test_a_resumed_run_computes_on_the_threads_it_was_trained_with(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from translate.train import resume
+
+    said: list[str] = []
+    monkeypatch.setattr(resume.ui, "info", said.append)
+    monkeypatch.setattr(resume.ui, "warn", said.append)
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        torch.set_num_threads(1)
+        resume.keep_trained_threads(2)
+        assert torch.get_num_threads() == 2
+        assert said.pop().startswith("threads: 2 (the checkpoint's")
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        resume.keep_trained_threads(2)  # the environment names a count: kept, with a warning
+        assert torch.get_num_threads() == 1
+        assert "($OMP_NUM_THREADS) where the run was trained on 2" in said.pop()
+    finally:
+        torch.set_num_threads(threads)

@@ -208,6 +208,103 @@ def test_resume_with_fast_conv_is_bitwise_identical(root: Path, tmp_path: Path) 
     assert_same_state(straight, split)
 
 
+def _flip_shape_timings(cache: Path) -> int:
+    """Every per-shape Winograd timing in ``cache``'s precision.json swapped (Winograd's
+    verdict reversed) and marked quiet (trusted); returns how many."""
+    path = cache / "precision.json"
+    entries = json.loads(path.read_text())
+    shapes = [e for key, e in entries.items() if " | Winograd " in key]
+    for e in shapes:
+        e["direct"], e["winograd"], e["quiet"] = e["winograd"], e["direct"], True
+    path.write_text(json.dumps(entries))
+    return len(shapes)
+
+
+def _trust_shape_timings(cache: Path) -> None:
+    path = cache / "precision.json"
+    entries = json.loads(path.read_text())
+    for e in entries.values():
+        e["quiet"] = True
+    path.write_text(json.dumps(entries))
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_measured_conv_choices_when_the_machine_measures_otherwise(
+        root: Path, tmp_path: Path) -> None:
+    """``auto`` measured, ``train.fast_conv`` null: the resumed process's own measurements say
+    the opposite of every choice the run made (fp32's Winograd off, each shape's verdict
+    reversed), as a busy machine may; it computes as the checkpoint says, and 4 steps straight
+    equal 2 + 2 resumed."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    key = f"{runtime.cpu_model()} | torch {torch.__version__}"
+    pays = {"fp32": 1.0, "fp32_winograd": 0.5, "bf16": 4.0, "quiet": True}
+    # the residual blocks' convs (128 channels on 10x10 maps; batch 1, and 3 in a sample grid):
+    # Winograd measured faster, so they compute by it (another shape is measured when met)
+    shapes = {f"{key} | Winograd {n}x128x10x10 -> 128, 1 threads":
+              {"direct": 1.0, "winograd": 0.5, "quiet": True} for n in (1, 3)}
+    (cache / "precision.json").write_text(json.dumps({key: pays, **shapes}))
+    env = {"TRANSLATE_CACHE": str(cache), CPU_PRECISION_ENV: None}
+    sets = [a for o in (*TINY, f"data.root={root}") for a in ("--set", o)]
+    fresh_cli(tmp_path, "train", "cyclegan", "--out", "straight", *sets, "--set",
+              "train.steps=4", "-q", env=env)
+    _trust_shape_timings(cache)  # the split run's first half decides as the straight run did
+    fresh_cli(tmp_path, "train", "cyclegan", "--out", "split", *sets, "--set",
+              "train.steps=2", "-q", env=env)
+    first = load_checkpoint(tmp_path / "split" / "state" / "last.pt")["conv_choices"]
+    assert first["winograd"] and first["measured"]
+    assert [1, 128, 10, 10] in [c[2] for c in first["shapes"] if c[3]]
+    assert _flip_shape_timings(cache) > 0
+    entries = json.loads((cache / "precision.json").read_text())
+    entries[key] = {**pays, "fp32_winograd": 2.0}  # Winograd now measures slower: off
+    (cache / "precision.json").write_text(json.dumps(entries))
+    rest = fresh_cli(tmp_path, "train", "cyclegan", "--out", "split", "--resume", "-q",
+                     "--set", "train.steps=4", env=env)
+    assert "convs: Winograd convs on (the checkpoint's" in rest.stdout + rest.stderr
+    straight = load_checkpoint(tmp_path / "straight" / "state" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "state" / "last.pt")
+    assert straight["step"] == split["step"] == 4
+    assert split["conv_choices"] == straight["conv_choices"]
+    assert_same_state(straight, split)
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_a_shape_first_met_under_no_grad_is_measured(mode: Any, monkeypatch: Any,
+                                                     tmp_path: Path) -> None:
+    # a sample grid is the first input of its size, under no_grad: the conv still measures
+    monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path))
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1))
+    fast_training(net, min_channels=1, decide=runtime.winograd_pays)
+    x = torch.randn(1, 8, 12, 12)
+    rng = torch.random.get_rng_state()
+    with mode():
+        y = net(x)
+    assert y.shape == (1, 8, 12, 12)
+    assert list(net[0].winograd_shapes) == [(1, 8, 12, 12)]
+    # … and drew nothing from the global RNG (a run that measures draws as one that did not)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_keep_conv_choices_turns_winograd_off_and_sets_each_shape() -> None:
+    task = Task()
+    task.device = CPU
+    nets = (nn.Sequential(nn.Conv2d(128, 128, 3, padding=1)),)
+    task.use_fast_conv(TrainConfig(fast_conv=True, precision="fp32"), *nets)
+    assert task.fast_conv == 1 and isinstance(nets[0][0], WinogradTrainConv2d)
+    said = task.keep_conv_choices({"winograd": False, "measured": False, "shapes": []})
+    assert said is not None and said.startswith("Winograd convs off")
+    assert type(nets[0][0]) is nn.Conv2d and task.fast_conv == 0
+    assert task.conv_choices() == {"winograd": False, "measured": False, "shapes": []}
+    shape = [1, 128, 8, 8]
+    said = task.keep_conv_choices({"winograd": True, "measured": True,
+                                   "shapes": [[0, "0", shape, False]]})
+    assert said is not None and said.startswith("Winograd convs on")
+    conv = nets[0][0]
+    assert isinstance(conv, WinogradTrainConv2d) and not conv.uses_winograd(tuple(shape))
+    assert task.conv_choices() == {"winograd": True, "measured": True,
+                                   "shapes": [[0, "0", shape, False]]}
+
+
 def test_fast_conv_true_is_refused_on_a_gpu_and_with_16_bit_precision() -> None:
     task = Task()
     task.device = torch.device("cuda")

@@ -41,12 +41,18 @@ import sys
 # mallopt(3) parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# glibc refuses a larger mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
-MMAP_THRESHOLD = 32 * 1024 * 1024
+# Tried in order, the first that glibc accepts wins. Blocks below the threshold are kept for reuse:
+# 1 GiB covers the activations of a memory-budgeted SR tile (a 64-channel 512² fp32 feature map is
+# 64 MiB; the ×4 output of such a tile 48 MiB), while a rarer block above it (a whole 12 MP
+# output) still goes back to the kernel when freed. Older glibc releases refuse thresholds above
+# 32 MiB on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX), hence the fall-backs.
+MMAP_THRESHOLDS = (1024 * 1024 * 1024, 256 * 1024 * 1024, 32 * 1024 * 1024)
 TRIM_THRESHOLD = 2**31 - 1
 ENV_OPT_OUT = "TRANSLATE_MALLOC"  # set to "default" to leave glibc's allocator as it is
 
 _tuned = False
+_threshold: int | None = None  # the mmap threshold glibc accepted
+_mallopt = None  # glibc's mallopt, once found
 
 
 def tune_allocator() -> bool:
@@ -58,7 +64,7 @@ def tune_allocator() -> bool:
     Returns:
         True if glibc accepted both settings (now or on an earlier call).
     """
-    global _tuned
+    global _tuned, _threshold, _mallopt
     if _tuned:
         return True
     if not sys.platform.startswith("linux") or os.environ.get(ENV_OPT_OUT) == "default":
@@ -69,10 +75,32 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
+    _threshold = next((t for t in MMAP_THRESHOLDS if mallopt(_M_MMAP_THRESHOLD, t)), None)
+    _tuned = _threshold is not None and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _mallopt = mallopt if _tuned else None
     return _tuned
+
+
+def retain_blocks_below(limit: int) -> None:
+    """Where :func:`tune_allocator` applied, keep only blocks smaller than ``limit`` bytes (at
+    least the 32 MiB glibc itself may keep) for reuse; larger ones are mapped afresh and given
+    back on ``free`` again. Memory-budgeted work (tiled super-resolution) calls it with a share
+    of its budget: the heap's retained holes then stay small beside the budget — at a 1 GiB
+    threshold a 2 GiB-budget 12 MP ×4 peaked at 3.3 GB, its whole output and blending band kept
+    in the heap; at a 256 MiB one its tiles' activations are still reused and only those blocks
+    go back (docs/BENCHMARKS.md). A no-op where the allocator was not tuned.
+    """
+    global _threshold
+    if _mallopt is None or _threshold is None:
+        return
+    threshold = min(_threshold, max(int(limit), MMAP_THRESHOLDS[-1]))
+    if threshold != _threshold and _mallopt(_M_MMAP_THRESHOLD, threshold):
+        _threshold = threshold
+
+
+def mmap_threshold() -> int | None:
+    """The mmap threshold :func:`tune_allocator` set (bytes), or None where it did not apply."""
+    return _threshold if _tuned else None
 
 
 # oneMKL's strict CNR mode (see the module docstring). oneMKL reads MKL_CBWR at its first

@@ -124,7 +124,20 @@ def _time_conv_steps(shape: tuple[int, ...], out_channels: int,
     """Seconds for one training step (forward + backward) of a 3x3 stride-1 conv, padding 1,
     ``shape[1]`` -> ``out_channels`` channels, on a seeded input of ``shape``, for each of
     ``ways`` (name -> (Winograd F(4x4, 3x3), bf16 autocast)), the same seeded weights for all:
-    interleaved rounds after one warm-up each; the best round of each."""
+    interleaved rounds after one warm-up each; the best round of each.
+
+    A conv may ask at its first input of a shape, mid-run: the timed steps need autograd
+    whatever the caller's mode (a sample grid runs under ``no_grad``), and they leave the global
+    RNG as they found it (building the convs draws their initial weights from it), so that a run
+    that measured draws the same numbers as one that read the timings from the cache.
+    """
+    with (torch.random.fork_rng(devices=[]), torch.inference_mode(False),
+          torch.enable_grad()):
+        return _timed_conv_steps(shape, out_channels, ways, rounds)
+
+
+def _timed_conv_steps(shape: tuple[int, ...], out_channels: int,
+                      ways: dict[str, tuple[bool, bool]], rounds: int) -> dict[str, float]:
     from translate.nets.winograd import fast_training  # a pure module: no import cycle
 
     gen = torch.Generator().manual_seed(0)

@@ -44,6 +44,7 @@ from translate.errors import TranslateError
 from translate.infer.memory import SAFETY, default_budget, format_bytes, forward_peak_bytes
 from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_range
 from translate.modelfile import Model
+from translate.perf import retain_blocks_below
 from translate.signals import check as check_stop
 
 CALIBRATION = 96  # LR side of the meta-device forward that measures activations per pixel
@@ -51,6 +52,8 @@ CHUNK = 64  # output rows quantised (or resized) at a time
 # Share of the budget the folder runner may fill with results waiting to be encoded; their
 # encoders' copies take as much again, so a batch plans with the rest.
 PENDING_SHARE = 8
+# The largest block the tuned allocator keeps for reuse: this share of the budget.
+RETAIN_SHARE = 8
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -262,6 +265,9 @@ class SRPipeline:
         self.outscale = float(outscale) if outscale is not None else float(self.scale)
         self.tile, self.overlap = tile, tile_overlap
         self.max_memory = int(max_memory) if max_memory is not None else default_budget()
+        # The tuned allocator (translate.perf) keeps freed blocks; only those well below the
+        # budget, so that its heap's holes stay within it (the whole output is mapped afresh).
+        retain_blocks_below(self.max_memory // RETAIN_SHARE)
         self.max_pixels = max_pixels
         self.device = torch.device(device)
         self.net = model.networks["G"].to(self.device).eval()

@@ -475,6 +475,44 @@ def fast_training(module: nn.Module, min_channels: int = 128,
     return len(convs)
 
 
+def plain_training(module: nn.Module) -> int:
+    """Undo :func:`fast_training`: ``module``'s converted convs compute as the stock conv again
+    (the same objects and parameters); returns how many."""
+    convs = [c for c in module.modules() if isinstance(c, WinogradTrainConv2d)]
+    for conv in convs:
+        conv.__class__ = nn.Conv2d
+        conv.__dict__.pop("winograd_decide", None)
+        conv.__dict__.pop("winograd_shapes", None)
+    return len(convs)
+
+
+def shape_choices(module: nn.Module) -> list[list[Any]]:
+    """``[conv's module name, input shape, by Winograd]`` for every input shape a converted conv
+    of ``module`` has decided (``decide`` of :func:`fast_training`): what a checkpoint keeps so
+    that a resumed run computes each shape as before (:func:`keep_shape_choices`)."""
+    return [[name, list(shape), on] for name, conv in module.named_modules()
+            if isinstance(conv, WinogradTrainConv2d)
+            for shape, on in conv.__dict__.get("winograd_shapes", {}).items()]
+
+
+def keep_shape_choices(module: nn.Module,
+                       decide: Callable[[tuple[int, ...], int], bool] | None,
+                       choices: list[list[Any]]) -> None:
+    """Give ``module``'s converted convs ``decide`` (as :func:`fast_training`) and, with it, the
+    decisions :func:`shape_choices` recorded in place of any they hold; a shape not recorded is
+    decided at its first input. Convs not converted ignore them."""
+    convs = [(n, c) for n, c in module.named_modules() if isinstance(c, WinogradTrainConv2d)]
+    for _, conv in convs:
+        conv.winograd_decide = decide
+        conv.__dict__.pop("winograd_shapes", None)
+    if decide is None:
+        return
+    by_name = dict(convs)
+    for name, shape, on in choices:
+        if name in by_name:
+            by_name[name].__dict__.setdefault("winograd_shapes", {})[tuple(shape)] = bool(on)
+
+
 def winograd_in_use(module: nn.Module) -> int:
     """How many of ``module``'s converted convs have computed (or, not yet asked, would
     compute) some input shape by Winograd."""

@@ -150,6 +150,8 @@ def save_state(task: Any, precision: Precision, config: Any, pos: Position,
         "schedulers": {k: v.state_dict() for k, v in task.schedulers.items()},
         "scaler": precision.state_dict(),
         "precision": precision.name,  # what the run computed at (``auto``'s choice included)
+        "conv_choices": task.conv_choices(),  # … its convs' algorithms (measured choices too)
+        "threads": torch.get_num_threads(),  # … and its thread count (ATen splits work by it)
         "step": pos.step,
         "epoch": pos.epoch,
         "batch_in_epoch": pos.batch_in_epoch,

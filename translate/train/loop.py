@@ -120,6 +120,7 @@ class Task:
     precision: Precision | None = None
     fast_conv: int = 0
     fast_conv_nets: tuple[nn.Module, ...] = ()
+    conv_nets: tuple[nn.Module, ...] = ()  # the networks whose convs Winograd may compute
 
     # What the core needs (see translate.train.adversarial.AdversarialTask).
     def generate(self, batch: Any) -> Any:
@@ -196,6 +197,7 @@ class Task:
                 "chooses its own conv algorithms (leave it null or set it false)")
         convs = [c for net in nets for c in winograd.training_convs(net, FAST_CONV_MIN_CHANNELS)]
         allowed = cpu and cfg.fast_conv is not False and bool(convs)
+        self.conv_nets = nets if allowed else ()
         # train.fast_conv=true needs no measurement: the convs are converted whatever it says.
         self.precision = Precision("fp32" if cfg.fast_conv and cfg.precision == "auto"
                                    else cfg.precision, self.device, measure=True,
@@ -219,6 +221,43 @@ class Task:
             self.fast_conv = sum(winograd.fast_training(net, FAST_CONV_MIN_CHANNELS, decide)
                                  for net in nets)
             self.fast_conv_nets = nets
+
+    def conv_choices(self) -> dict[str, Any]:
+        """How this run's convs compute, for its checkpoint: converted to Winograd or not,
+        whether each input shape is decided by measurement, and every decision so far."""
+        decided = any(c.winograd_decide is not None for net in self.fast_conv_nets
+                      for c in net.modules() if isinstance(c, winograd.WinogradTrainConv2d))
+        return {"winograd": bool(self.fast_conv), "measured": decided,
+                "shapes": [[i, *choice] for i, net in enumerate(self.fast_conv_nets)
+                           for choice in winograd.shape_choices(net)]}
+
+    def keep_conv_choices(self, saved: dict[str, Any] | None) -> str | None:
+        """Compute the convs as the checkpoint's :meth:`conv_choices` say, not as this process
+        measured: the measurements depend on the machine's load, and another choice changes
+        the rounding halfway (an inexact resume). Returns what changed, in words, or None.
+
+        Not for a run whose ``train.fast_conv`` or device changed on resume (the change takes
+        effect), nor for a checkpoint written before choices were kept.
+        """
+        if not saved or not self.conv_nets:
+            return None
+        was, now = bool(saved.get("winograd")), bool(self.fast_conv)
+        if was and not now:
+            self.fast_conv = sum(winograd.fast_training(net, FAST_CONV_MIN_CHANNELS)
+                                 for net in self.conv_nets)
+            self.fast_conv_nets = self.conv_nets
+        elif now and not was:
+            for net in self.fast_conv_nets:
+                winograd.plain_training(net)
+            self.fast_conv, self.fast_conv_nets = 0, ()
+        decide = runtime.winograd_pays if saved.get("measured") else None
+        for i, net in enumerate(self.fast_conv_nets):
+            winograd.keep_shape_choices(net, decide,
+                                        [c[1:] for c in saved.get("shapes", []) if c[0] == i])
+        if was == now:
+            return None
+        return ("Winograd convs on" if was else "Winograd convs off") + (
+            " (the checkpoint's, as the run was trained; this process measured otherwise)")
 
     def winograd_convs(self) -> int:
         """How many convs computed some input by Winograd (each shape decided at its first

@@ -23,8 +23,11 @@ recorded in metrics.jsonl as ``{"step": S, "epoch": E, "changed": {key: [old, ne
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterator
 from typing import Any
+
+import torch
 
 from translate import console as ui
 from translate.config import TrainConfig, to_dict, to_yaml
@@ -137,6 +140,22 @@ def keep_trained_precision(precision: Precision, trained_at: str | None) -> None
     ui.info(f"precision: {trained_at} ({precision.reason})")
 
 
+def keep_trained_threads(trained_with: int | None) -> None:
+    """A resumed run computes on as many threads as it was trained with: ATen splits a
+    reduction (BatchNorm's, for one) by the thread count, which decides its rounding. Where
+    ``$OMP_NUM_THREADS`` names a count, it is kept, with a warning."""
+    now = torch.get_num_threads()
+    if not trained_with or trained_with == now:
+        return
+    if os.environ.get("OMP_NUM_THREADS"):
+        ui.warn(f"threads: {now} ($OMP_NUM_THREADS) where the run was trained on {trained_with}:"
+                " the weights may part from an uninterrupted run's in the last bits")
+        return
+    torch.set_num_threads(trained_with)
+    ui.info(f"threads: {trained_with} (the checkpoint's, as the run was trained; {now} "
+            "otherwise)")
+
+
 def resume(run: RunFolder, task: Any, precision: Precision, config: Any, total: int,
            main: bool) -> Position:
     """Continue ``run`` from its checkpoint with ``config``: check and apply the changed keys,
@@ -155,6 +174,11 @@ def resume(run: RunFolder, task: Any, precision: Precision, config: Any, total: 
     changes = config_changes(state.get("config", {}), config)
     check_changes(changes)
     keep_trained_precision(precision, state.get("precision"))
+    keep_trained_threads(state.get("threads"))
+    if not {"train.fast_conv", "train.device"} & set(changes):
+        said = task.keep_conv_choices(state.get("conv_choices"))
+        if said:
+            ui.info(f"convs: {said}")
     pos = restore_state(task, precision, state, run.checkpoint)
     apply_changes(task, changes, config.train)
     if pos.step > total:

@@ -16,6 +16,7 @@ round so drifting machine load falls on both.
     python scripts/bench_import.py                       # both archs, 20 photos of 512², 1 round
     python scripts/bench_import.py --arch compact --n 20 --rounds 2
     python scripts/bench_import.py --arch rrdb --n 4 --variants plain,translate,translate-bf16
+    python scripts/bench_import.py --arch compact --variants plain,translate,translate@300M
 """
 
 from __future__ import annotations
@@ -101,6 +102,18 @@ def max_diff(a: Path, b: Path) -> int:
     return worst
 
 
+def variant_options(name: str) -> list[str] | None:
+    """``translate infer``'s options for a variant (None: the plain loop); ``NAME@BUDGET`` adds
+    ``--max-memory BUDGET`` to NAME's, e.g. ``translate@300M``."""
+    base, _, budget = name.partition("@")
+    if base not in VARIANTS:
+        raise SystemExit(f"unknown variant {base!r}: one of {', '.join(VARIANTS)} (@BUDGET)")
+    options = VARIANTS[base]
+    if options is None or not budget:
+        return options
+    return [*options, "--max-memory", budget]
+
+
 def bench(arch: str, n: int, size: int, rounds: int, variants: list[str], work: Path
           ) -> list[dict]:
     from translate.importer import import_model
@@ -117,10 +130,11 @@ def bench(arch: str, n: int, size: int, rounds: int, variants: list[str], work: 
         for v in variants if r % 2 == 0 else variants[::-1]:
             out = work / f"out_{arch}_{v}"
             subprocess.run(["rm", "-rf", str(out)], check=True)
-            if VARIANTS[v] is None:
+            if variant_options(v) is None:
                 cmd = [sys.executable, __file__, "--_plain", str(weights), str(inputs), str(out)]
             else:
-                cmd = [translate, "infer", str(model), str(inputs), str(out), "-q", *VARIANTS[v]]
+                cmd = [translate, "infer", str(model), str(inputs), str(out), "-q",
+                       *variant_options(v)]
             rows[v].append(timed(cmd))
             print(f"  {arch} {v} round {r}: {rows[v][-1][0]:.1f} s, {rows[v][-1][1]:.0f} MiB",
                   flush=True)

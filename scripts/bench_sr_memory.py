@@ -9,6 +9,7 @@ weights, "lite" upsampler) on the 12 MP photo, and the bundled ``sr-x4`` (width 
 on a smaller one (its whole 12 MP pass would take ~15 minutes on one core).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_sr_memory.py [--work /tmp/bench_sr_memory]
+    .venv/bin/python scripts/bench_sr_memory.py --churn   # user vs system time, tuned vs not
 """
 
 from __future__ import annotations
@@ -58,20 +59,58 @@ def width8_model(folder: Path) -> Path:
     return folder
 
 
-def run(model: Path, photo_dir: Path, out: Path, options: list[str]) -> dict:
-    """One ``translate infer`` in a fresh process: exit code, peak RSS, wall time."""
+def run(model: Path, photo_dir: Path, out: Path, options: list[str],
+        env: dict[str, str] | None = None) -> dict:
+    """One ``translate infer`` in a fresh process: exit code, peak RSS, wall time, the user
+    and system CPU time (the kernel's share is page-fault churn) and minor page faults."""
     cmd = [sys.executable, "-m", "translate", "infer", str(model), str(photo_dir), str(out),
            "--device", "cpu", "--precision", "fp32", "--overwrite", "-q",
            "--max-pixels", "200000000", *options]  # the ×4 output is 192 MP
     started = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             env={**os.environ, **(env or {})})
     output = child.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     return {"options": " ".join(options) or "(defaults)", "exit": child.returncode,
             "peak_rss_mib": usage.ru_maxrss / 1024, "seconds": seconds,
+            "user_s": usage.ru_utime, "system_s": usage.ru_stime,
+            "minor_faults": usage.ru_minflt,
             "last_line": output.strip().splitlines()[-1] if output.strip() else ""}
+
+
+def churn(work: Path) -> list[dict]:
+    """Issue 27's page-fault churn: the width-8 ×4 on the 12 MP photo at ``--max-memory 2G``
+    and at the default budget, with the allocator as ``translate`` tunes it and as glibc
+    leaves it (``TRANSLATE_MALLOC=default``), side by side; the output files must be the same
+    bytes."""
+    model, photo_dir = width8_model(work / "width8"), make_photo(work / "in_4000x3000",
+                                                                   (4000, 3000)).parent
+    rows = []
+    # The default budget is half of MemAvailable when a run starts: computed once here and
+    # given to both runs, so that they plan the same tiles and their outputs can be compared.
+    default = f"{default_budget() // 2**20}M"
+    for budget, label in (("2G", "--max-memory 2G"), (default, f"default ({default})")):
+        outputs = {}
+        for allocator in ("tuned", "default"):
+            out = work / f"out_{budget}_{allocator}"
+            env = {"TRANSLATE_MALLOC": "default"} if allocator == "default" else {}
+            result = run(model, photo_dir, out, ["--max-memory", budget], env)
+            result |= {"allocator": allocator, "options": label,
+                       "plan": plan(model, (4000, 3000), None, budget)}
+            outputs[allocator] = (out / "photo.jpg").read_bytes()
+            rows.append(result)
+            print(f"{result['options']:18} allocator {allocator:8} [{result['plan']}]\n    "
+                  f"exit {result['exit']}  "
+                  f"{result['seconds']:6.1f} s  user {result['user_s']:6.1f} s  system "
+                  f"{result['system_s']:6.1f} s ({result['system_s'] / result['user_s']:.1%})  "
+                  f"{result['minor_faults']:,} minor faults  peak RSS "
+                  f"{result['peak_rss_mib']:.0f} MiB", flush=True)
+        same = outputs["tuned"] == outputs["default"]
+        print(f"    outputs {'identical' if same else 'DIFFER'}", flush=True)
+        rows[-1]["same_output"] = rows[-2]["same_output"] = same
+    return rows
 
 
 def plan(model: Path, size: tuple[int, int], tile: int | None, budget: str | None) -> str:
@@ -92,8 +131,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_sr_memory"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--churn", action="store_true",
+                        help="only issue 27's page-fault comparison (tuned vs glibc's allocator)")
     args = parser.parse_args()
     work = args.work
+    if args.churn:
+        print(f"CPU: {cpu_model()}; torch threads {torch.get_num_threads()}")
+        rows = churn(work)
+        if args.json:
+            args.json.write_text(json.dumps({"cpu": cpu_model(), "rows": rows}, indent=2) + "\n")
+        return
     big, small = (4000, 3000), (1000, 750)
     cases = [
         ("x4 width 8", width8_model(work / "width8"), big, [

@@ -24,6 +24,11 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # (subprocesses inherit it), so the suite computes alike on every CPU.
     # tests/test_winograd_train.py tests the measured choice itself.
     os.environ.setdefault("TRANSLATE_CPU_PRECISION", "fp32")
+    # The allocator tuning (translate/perf.py) is process-wide and an SR pipeline narrows it to
+    # its budget, which then steers the tile plans of every later test in this process: left
+    # as glibc has it here, so plans do not depend on the order tests run in.
+    # tests/test_perf.py tests the tuning itself in fresh processes.
+    os.environ.setdefault("TRANSLATE_MALLOC", "default")
 
 
 @pytest.fixture(autouse=True)

@@ -88,13 +88,38 @@ def test_auto_tiles_under_a_small_budget_and_whole_under_a_large_one(model_dir) 
     small = SRPipeline(model, "cpu", "fp32", max_memory=64 * MIB)
     tile = small.plan(1, 512, 512)
     assert 2 * small.overlap <= tile < 512
-    assert small.estimate(1, 512, 512, tile) <= 64 * MIB < small.estimate(1, 512, 512, tile + 1)
+    # the largest tile within the budget whose blocks the allocator keeps (1/8 of the budget)
+    assert small.estimate(1, 512, 512, tile) <= 64 * MIB and small._kept(1, 512, 512, tile)
+    assert (small.estimate(1, 512, 512, tile + 1) > 64 * MIB
+            or not small._kept(1, 512, 512, tile + 1))
     assert SRPipeline(model, "cpu", "fp32", max_memory=64 * 2**30).plan(1, 512, 512) == 0
     x = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(0))
     tiled = small.pixels(x)
     whole = SRPipeline(model, "cpu", "fp32", tile=0, max_memory=64 * 2**30).pixels(x)
     assert tiled.shape == whole.shape == (1, 2048, 2048, 3) and tiled.dtype == np.uint8
     assert _levels(tiled, whole) <= 1
+
+
+def test_auto_tiles_keep_every_tensor_below_the_block_size_the_allocator_keeps(
+        model_dir) -> None:
+    # Where translate tunes glibc (translate/perf.py), blocks at or above its mmap threshold are
+    # mapped afresh at every tile: automatic tiles keep the forward's largest tensor below the
+    # threshold the pipeline sets (1/8 of the budget, at most 1 GiB), tuned or not.
+    model = load_model(model_dir)
+    pipe = SRPipeline(model, "cpu", "fp32", max_memory=64 * 2**30)
+    assert pipe.keep_limit == 2**30
+    assert pipe.plan(1, 512, 512) == 0  # the whole image: its largest tensor is below 1 GiB
+    whole = pipe.largest_block(1, 512, 512)
+    # at least the last upsampling stage's 8 channels at 2048² (of the padded input), ×1.3
+    assert int(8 * 16 * 4 * 512 * 512 * 1.3) <= whole < int(8 * 16 * 4 * 520 * 520 * 1.3)
+    pipe.keep_limit = whole // 3
+    tile = pipe.plan(1, 512, 512)
+    assert 2 * pipe.overlap <= tile < 512
+    assert pipe.largest_block(1, tile, tile) < whole // 3 <= pipe.largest_block(1, tile + 1,
+                                                                                  tile + 1)
+    pipe.keep_limit = 1024  # a limit no tile can meet: the budget alone decides
+    assert pipe.plan(1, 512, 512) == 0
+    assert SRPipeline(model, "cpu", "fp32", max_memory=800 * MIB).keep_limit == 100 * MIB
 
 
 @pytest.mark.parametrize("bit_depth", [8, 16])

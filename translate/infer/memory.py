@@ -99,7 +99,7 @@ class _PeakBytes(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.live = self.peak = 0
+        self.live = self.peak = self.largest = 0
         self._alive: dict[int, weakref.ref] = {}
 
     def _free(self, key: int, nbytes: int) -> None:
@@ -117,16 +117,23 @@ class _PeakBytes(TorchDispatchMode):
                     self._alive[key] = weakref.ref(storage, lambda _, k=key, n=n: self._free(k, n))
                     self.live += n
                     self.peak = max(self.peak, self.live)
+                    self.largest = max(self.largest, n)
         return out
 
 
-@torch.no_grad()
 def forward_peak_bytes(module: nn.Module, shape: tuple[int, ...]) -> int:
     """Peak bytes of the tensors ``module(x)`` creates for an input ``x`` of ``shape`` (float32),
     output included, measured on a ``meta``-device copy (the module itself is not touched)."""
+    return forward_bytes(module, shape)[0]
+
+
+@torch.no_grad()
+def forward_bytes(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(peak bytes, largest single tensor's bytes) of what ``module(x)`` creates for an input
+    ``x`` of ``shape`` (float32), as :func:`forward_peak_bytes` measures them."""
     meta = copy.deepcopy(module).to("meta")
     x = torch.empty(shape, device="meta")
     with _PeakBytes() as counter:
         y = meta(x)
     del y
-    return counter.peak
+    return counter.peak, counter.largest

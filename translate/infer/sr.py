@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from translate.errors import TranslateError
-from translate.infer.memory import SAFETY, default_budget, format_bytes, forward_peak_bytes
+from translate.infer.memory import SAFETY, default_budget, format_bytes, forward_bytes
 from translate.infer.wrap import PadCrop, model_precision, size_multiple, value_range
 from translate.modelfile import Model
-from translate.perf import retain_blocks_below
+from translate.perf import MMAP_THRESHOLDS, retain_blocks_below
 from translate.signals import check as check_stop
 
 CALIBRATION = 96  # LR side of the meta-device forward that measures activations per pixel
@@ -266,15 +266,18 @@ class SRPipeline:
         self.tile, self.overlap = tile, tile_overlap
         self.max_memory = int(max_memory) if max_memory is not None else default_budget()
         # The tuned allocator (translate.perf) keeps freed blocks; only those well below the
-        # budget, so that its heap's holes stay within it (the whole output is mapped afresh).
-        retain_blocks_below(self.max_memory // RETAIN_SHARE)
+        # budget, so that its heap's holes stay within it (the whole output is mapped afresh),
+        # and automatic tiles keep their tensors below that size (:meth:`_kept`).
+        self.keep_limit = min(self.max_memory // RETAIN_SHARE, MMAP_THRESHOLDS[0])
+        retain_blocks_below(self.keep_limit)
         self.max_pixels = max_pixels
         self.device = torch.device(device)
         self.net = model.networks["G"].to(self.device).eval()
         self.precision = model_precision(precision, self.device, model.meta)
         self.wrapped = PadCrop(self.net, size_multiple(self.net, model.meta), self.scale,
                                value_range(model))
-        self._per_pixel: float | None = None
+        self._per_pixel: float | None = None  # forward's peak bytes per LR pixel
+        self._block_per_pixel = 0.0  # … and its largest tensor's
         # Called after each tile of a tiled batch with (tiles done, tiles in the batch): the
         # folder runner shows progress within a large image with it.
         self.on_tile: Callable[[int, int], None] | None = None
@@ -297,8 +300,25 @@ class SRPipeline:
         the meta-device peak per LR pixel (measured once) × pixels × ``memory.SAFETY``."""
         if self._per_pixel is None:
             c = CALIBRATION
-            self._per_pixel = forward_peak_bytes(self.wrapped, (1, 3, c, c)) / (c * c)
+            peak, largest = forward_bytes(self.wrapped, (1, 3, c, c))
+            self._per_pixel, self._block_per_pixel = peak / (c * c), largest / (c * c)
         return int(self._per_pixel * b * h * w * SAFETY)
+
+    def largest_block(self, b: int, h: int, w: int) -> int:
+        """Estimated bytes of the forward pass's largest single tensor on (b, 3, h, w)."""
+        self.activation_bytes(1, 1, 1)  # calibrates
+        return int(self._block_per_pixel * b * h * w * SAFETY)
+
+    def _kept(self, b: int, h: int, w: int, tile: int) -> bool:
+        """Whether every tensor of a forward pass with LR tiles of side ``tile`` (0: whole) is
+        below :attr:`keep_limit`, the largest block the tuned allocator keeps for reuse
+        (translate.perf): larger ones are mapped and faulted in afresh at every tile — a 12 MP
+        ×4 in tiles of 2333 spent as long in the kernel as computing. The plan follows the
+        budget alone, not whether this process tuned its allocator, so that a tuned and an
+        untuned run compute the same tiles (the same output)."""
+        th, tw = ((h, w) if tile == 0 else
+                  (min(tile + self.align - 1, h), min(tile + self.align - 1, w)))
+        return self.largest_block(b, th, tw) < self.keep_limit
 
     def estimate(self, b: int, h: int, w: int, tile: int, itemsize: int = 1) -> int:
         """Bytes a (b, 3, h, w) batch needs with LR tiles of side ``tile`` (0: whole), for a
@@ -353,15 +373,22 @@ class SRPipeline:
                 raise refuse(what, need, "leave --tile unset to choose tiles that fit, or "
                              "raise --max-memory")
             return self.tile
-        if self.estimate(b, h, w, 0, itemsize) <= budget:
-            return 0
         lo, hi = max(2 * self.overlap, 16), max(h, w)  # stride ≥ overlap: ≤ 4× the work
+        # Within the budget and, where some tile allows it, with blocks the allocator keeps.
+        kept = self._kept(b, h, w, lo)
+
+        def fits(t: int) -> bool:
+            return (self.estimate(b, h, w, t, itemsize) <= budget
+                    and (not kept or self._kept(b, h, w, t)))
+
+        if fits(0):
+            return 0
         if self.estimate(b, h, w, lo, itemsize) > budget:
             raise refuse(f"the {w}×{h} image in the smallest tiles ({lo})",
                          self.estimate(b, h, w, lo, itemsize), "raise --max-memory")
-        while lo < hi:  # the largest tile that fits (the estimate grows with the tile)
+        while lo < hi:  # the largest tile that fits (both measures grow with the tile)
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if self.estimate(b, h, w, mid, itemsize) <= budget else (lo, mid - 1)
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
         if self.align > 1:  # on the model's grid, and still larger than the overlap
             lo = max(lo // self.align * self.align, self.overlap + self.align)
         return lo

@@ -120,6 +120,8 @@ def test_auto_tiles_keep_every_tensor_below_the_block_size_the_allocator_keeps(
     pipe.keep_limit = 1024  # a limit no tile can meet: the budget alone decides
     assert pipe.plan(1, 512, 512) == 0
     assert SRPipeline(model, "cpu", "fp32", max_memory=800 * MIB).keep_limit == 100 * MIB
+    # never below the 32 MiB glibc keeps anyway (translate.perf.retain_blocks_below)
+    assert SRPipeline(model, "cpu", "fp32", max_memory=64 * MIB).keep_limit == 32 * MIB
 
 
 @pytest.mark.parametrize("bit_depth", [8, 16])

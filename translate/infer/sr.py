@@ -268,7 +268,8 @@ class SRPipeline:
         # The tuned allocator (translate.perf) keeps freed blocks; only those well below the
         # budget, so that its heap's holes stay within it (the whole output is mapped afresh),
         # and automatic tiles keep their tensors below that size (:meth:`_kept`).
-        self.keep_limit = min(self.max_memory // RETAIN_SHARE, MMAP_THRESHOLDS[0])
+        self.keep_limit = max(min(self.max_memory // RETAIN_SHARE, MMAP_THRESHOLDS[0]),
+                              MMAP_THRESHOLDS[-1])
         retain_blocks_below(self.keep_limit)
         self.max_pixels = max_pixels
         self.device = torch.device(device)

@@ -112,13 +112,19 @@ def test_auto_tiles_keep_every_tensor_below_the_block_size_the_allocator_keeps(
     whole = pipe.largest_block(1, 512, 512)
     # at least the last upsampling stage's 8 channels at 2048² (of the padded input), ×1.3
     assert int(8 * 16 * 4 * 512 * 512 * 1.3) <= whole < int(8 * 16 * 4 * 520 * 520 * 1.3)
+    # Tiles a third of the whole's blocks would recompute their overlaps (> 5 % more pixels):
+    # not worth it, the whole image runs (its few large blocks are faulted in once).
     pipe.keep_limit = whole // 3
-    tile = pipe.plan(1, 512, 512)
-    assert 2 * pipe.overlap <= tile < 512
-    assert pipe.largest_block(1, tile, tile) < whole // 3 <= pipe.largest_block(1, tile + 1,
-                                                                                  tile + 1)
-    pipe.keep_limit = 1024  # a limit no tile can meet: the budget alone decides
     assert pipe.plan(1, 512, 512) == 0
+    # A long strip that 2048-px tiles cover with nothing but their overlaps recomputed (< 1 %):
+    # kept tiles.
+    pipe.keep_limit = pipe.largest_block(1, 64, 2048) + 1
+    w = 4 * (2048 - pipe.overlap) + pipe.overlap
+    assert pipe.plan(1, 64, w) == 2048 and pipe.work(64, w, 2048) < 1.01
+    assert pipe.largest_block(1, 64, 2049) >= pipe.keep_limit
+    assert pipe.work(64, w, 0) == 1.0 and pipe.work(512, 512, 300) > 1.05
+    pipe.keep_limit = 1024  # a limit no tile can meet: the budget alone decides
+    assert pipe.plan(1, 64, w) == 0
     assert SRPipeline(model, "cpu", "fp32", max_memory=800 * MIB).keep_limit == 100 * MIB
     # never below the 32 MiB glibc keeps anyway (translate.perf.retain_blocks_below)
     assert SRPipeline(model, "cpu", "fp32", max_memory=64 * MIB).keep_limit == 32 * MIB

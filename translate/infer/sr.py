@@ -54,6 +54,8 @@ CHUNK = 64  # output rows quantised (or resized) at a time
 PENDING_SHARE = 8
 # The largest block the tuned allocator keeps for reuse: this share of the budget.
 RETAIN_SHARE = 8
+# Smaller tiles whose tensors the allocator keeps, where they recompute at most this much more.
+KEPT_EXTRA_WORK = 1.05
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -374,25 +376,43 @@ class SRPipeline:
                 raise refuse(what, need, "leave --tile unset to choose tiles that fit, or "
                              "raise --max-memory")
             return self.tile
-        lo, hi = max(2 * self.overlap, 16), max(h, w)  # stride ≥ overlap: ≤ 4× the work
-        # Within the budget and, where some tile allows it, with blocks the allocator keeps.
-        kept = self._kept(b, h, w, lo)
+        smallest = max(2 * self.overlap, 16)  # stride ≥ overlap: ≤ 4× the work
+        if self.estimate(b, h, w, 0, itemsize) > budget and \
+                self.estimate(b, h, w, smallest, itemsize) > budget:
+            raise refuse(f"the {w}×{h} image in the smallest tiles ({smallest})",
+                         self.estimate(b, h, w, smallest, itemsize), "raise --max-memory")
+        tile = self._largest_tile(b, h, w, lambda t: self.estimate(b, h, w, t, itemsize) <= budget)
+        # Tiles whose tensors the allocator keeps (:meth:`_kept`) where that costs little: no
+        # more than KEPT_EXTRA_WORK more pixels through the network than the budget's tiles
+        # (faulting a few blocks in afresh costs less than recomputing overlaps).
+        if not self._kept(b, h, w, tile) and self._kept(b, h, w, smallest):
+            kept = self._largest_tile(b, h, w, lambda t: self.estimate(
+                b, h, w, t, itemsize) <= budget and self._kept(b, h, w, t))
+            if self.work(h, w, kept) <= KEPT_EXTRA_WORK * self.work(h, w, tile):
+                tile = kept
+        return tile
 
-        def fits(t: int) -> bool:
-            return (self.estimate(b, h, w, t, itemsize) <= budget
-                    and (not kept or self._kept(b, h, w, t)))
-
+    def _largest_tile(self, b: int, h: int, w: int, fits: Callable[[int], bool]) -> int:
+        """0 (the whole image) if ``fits(0)``, else the largest tile side that ``fits`` (both
+        measures grow with the tile), on the model's grid."""
         if fits(0):
             return 0
-        if self.estimate(b, h, w, lo, itemsize) > budget:
-            raise refuse(f"the {w}×{h} image in the smallest tiles ({lo})",
-                         self.estimate(b, h, w, lo, itemsize), "raise --max-memory")
-        while lo < hi:  # the largest tile that fits (both measures grow with the tile)
+        lo, hi = max(2 * self.overlap, 16), max(h, w)
+        while lo < hi:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
         if self.align > 1:  # on the model's grid, and still larger than the overlap
             lo = max(lo // self.align * self.align, self.overlap + self.align)
         return lo
+
+    def work(self, h: int, w: int, tile: int) -> float:
+        """LR pixels through the network with tiles of side ``tile`` (0: whole), per image
+        pixel: the overlaps' recomputation."""
+        if tile == 0 or (h <= tile and w <= tile):
+            return 1.0
+        (_, hs), (_, ws) = (tile_layout(h, tile, self.overlap, self.align),
+                            tile_layout(w, tile, self.overlap, self.align))
+        return sum(hs) * sum(ws) / (h * w)
 
     # ── Running.
 

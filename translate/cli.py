@@ -727,7 +727,7 @@ def report(
 
 
 @app.command(
-    epilog="Example: translate showcase sr-x4 datasets/demo/testA out/sr  (then translate "
+    epilog="Example: translate showcase sr-x4 datasets/demo/testA --out out/sr  (then translate "
     "report RUN --section out/sr/section.json)"
 )
 def showcase(

@@ -376,7 +376,7 @@ class SRPipeline:
                 raise refuse(what, need, "leave --tile unset to choose tiles that fit, or "
                              "raise --max-memory")
             return self.tile
-        smallest = max(2 * self.overlap, 16)  # stride ≥ overlap: ≤ 4× the work
+        smallest = self._smallest_tile()
         if self.estimate(b, h, w, 0, itemsize) > budget and \
                 self.estimate(b, h, w, smallest, itemsize) > budget:
             raise refuse(f"the {w}×{h} image in the smallest tiles ({smallest})",
@@ -392,12 +392,15 @@ class SRPipeline:
                 tile = kept
         return tile
 
+    def _smallest_tile(self) -> int:
+        return max(2 * self.overlap, 16)  # stride ≥ overlap: ≤ 4× the work
+
     def _largest_tile(self, b: int, h: int, w: int, fits: Callable[[int], bool]) -> int:
         """0 (the whole image) if ``fits(0)``, else the largest tile side that ``fits`` (both
         measures grow with the tile), on the model's grid."""
         if fits(0):
             return 0
-        lo, hi = max(2 * self.overlap, 16), max(h, w)
+        lo, hi = self._smallest_tile(), max(h, w)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
